@@ -1,0 +1,183 @@
+"""gemproxy settings, read from environment variables with safe defaults.
+
+Without REDIS_URL gemproxy runs embedded: one process, an in-memory channel
+layer, in-process registry and counters, SQLite. With REDIS_URL every piece
+that must be shared between processes moves to Redis; DATABASE_URL selects
+PostgreSQL. The choice is made here, once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from gemproxy_site.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("GEMPROXY_DATA_DIR", str(BASE_DIR / "var")))
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in DATA_DIR.
+
+    Proxy keys and executor tokens are stored as keyed hashes derived from it,
+    so it must not change between restarts of an embedded install.
+    """
+    configured = env_str("SECRET_KEY")
+    if configured:
+        return configured
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+if PUBLIC_BASE_URL:
+    ALLOWED_HOSTS.append(urlsplit(PUBLIC_BASE_URL).hostname or "")
+    CSRF_TRUSTED_ORIGINS = [PUBLIC_BASE_URL]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "accounts",
+    "executors",
+    "gateway",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gemproxy_site.urls"
+ASGI_APPLICATION = "gemproxy_site.asgi.application"
+# The API paths end in ":generateContent"; never redirect them to add a slash.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'gemproxy.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    # Pub/sub: one PUBLISH per frame, no shared per-process capacity to
+    # overflow, and nothing left queued for a process that died. Messages to a
+    # channel nobody listens on are lost, which the dispatcher already treats
+    # as a missing acknowledgement. See docs/deployment.md.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "gemproxy:"},
+        }
+    }
+    GEMPROXY_REGISTRY = "executors.registry.RedisRegistry"
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # A reply channel can hold a whole large answer while the client
+            # reads slowly; the default of 100 messages would overflow.
+            "CONFIG": {"capacity": 100_000, "expiry": 120},
+        }
+    }
+    GEMPROXY_REGISTRY = "executors.registry.LocalRegistry"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+LOGIN_URL = "/admin/login/"
+
+# The API's own limit is checked in the gateway (GEMPROXY_MAX_BODY_BYTES) so
+# that an oversized body gets a Gemini-shaped error; Django's must not be lower.
+GEMPROXY_MAX_BODY_BYTES = env_int("GEMPROXY_MAX_BODY_BYTES", 20 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = GEMPROXY_MAX_BODY_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# Dispatcher: seconds unless named otherwise.
+GEMPROXY_DISPATCH_WAIT = env_float("GEMPROXY_DISPATCH_WAIT", 15.0)
+GEMPROXY_ACK_TIMEOUT = env_float("GEMPROXY_ACK_TIMEOUT", 5.0)
+GEMPROXY_FIRST_BYTE_TIMEOUT = env_float("GEMPROXY_FIRST_BYTE_TIMEOUT", 300.0)
+GEMPROXY_IDLE_TIMEOUT = env_float("GEMPROXY_IDLE_TIMEOUT", 120.0)
+GEMPROXY_TOTAL_TIMEOUT = env_float("GEMPROXY_TOTAL_TIMEOUT", 900.0)
+GEMPROXY_MAX_ATTEMPTS = env_int("GEMPROXY_MAX_ATTEMPTS", 3)
+GEMPROXY_COOLDOWN = env_float("GEMPROXY_COOLDOWN", 60.0)
+# Heartbeats are sent by the gateway, so a background tab only has to answer;
+# the deadline is generous because browsers delay even message handlers there.
+GEMPROXY_HEARTBEAT_INTERVAL = env_float("GEMPROXY_HEARTBEAT_INTERVAL", 15.0)
+GEMPROXY_HEARTBEAT_TIMEOUT = env_float("GEMPROXY_HEARTBEAT_TIMEOUT", 60.0)
+# Seconds a proxy key's lookup is trusted before asking the database again.
+GEMPROXY_AUTH_CACHE_SECONDS = env_float("GEMPROXY_AUTH_CACHE_SECONDS", 5.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
