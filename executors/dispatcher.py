@@ -1,0 +1,236 @@
+"""The dispatcher: one client request's trip through executors, retries included.
+
+``Exchange.start`` chooses an executor, sends the task, and returns once the
+response's head and first body piece are known; until then a failed attempt
+is retried on another executor, invisibly to the client. ``Exchange.body``
+streams the rest. ``Exchange.close`` (always, in ``finally``) cancels an
+unfinished attempt and frees the executor's slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from executors import protocol
+from executors.registry import Lease, get_registry
+from executors.reply import ReplyChannel
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class DispatchError(Exception):
+    """The call failed on our side of the upstream; carries Gemini's words for it."""
+
+    def __init__(self, http_status: int, status: str, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.status = status
+        self.message = message
+        self.outcome = outcome  # the usage record's outcome
+
+
+def _unavailable(message: str, outcome: str = "unavailable") -> DispatchError:
+    return DispatchError(503, "UNAVAILABLE", message, outcome)
+
+
+def _deadline_exceeded(message: str) -> DispatchError:
+    return DispatchError(504, "DEADLINE_EXCEEDED", message, "timeout")
+
+
+class _AttemptFailed(Exception):
+    """This executor failed before the first byte; another one may succeed."""
+
+    def __init__(self, error: DispatchError) -> None:
+        self.error = error
+
+
+@dataclass
+class Task:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    model: str
+
+
+@dataclass
+class ResponseHead:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Exchange:
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.attempts = 0
+        self.account_label = ""
+        self.reply = ReplyChannel()
+        self.registry = get_registry()
+        self.lease: Lease | None = None
+        self.attempt_id = ""
+        self.finished = False
+        self._pieces: list[bytes] = []
+        self._next_seq = 0
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._deadline = loop.time() + settings.GEMPROXY_TOTAL_TIMEOUT
+
+    async def start(self) -> ResponseHead:
+        await self.reply.open()
+        tried: set[str] = set()
+        fallback: ResponseHead | None = None
+        failure = _unavailable("No executor is available to serve this request. Try again later.")
+        for attempt in range(settings.GEMPROXY_MAX_ATTEMPTS):
+            # After an upstream error there is an answer to relay, so only an
+            # executor that is free right now is worth a retry.
+            wait = 0.0 if fallback else settings.GEMPROXY_DISPATCH_WAIT
+            lease = await self._acquire(frozenset(tried), wait)
+            if lease is None:
+                break
+            tried.add(lease.connection_id)
+            try:
+                head = await self._attempt(lease)
+            except _AttemptFailed as failed:
+                failure = failed.error
+                await self._abandon()
+                continue
+            last = attempt == settings.GEMPROXY_MAX_ATTEMPTS - 1
+            if head.status not in RETRYABLE_STATUSES or last:
+                return head
+            await self._read_to_end()
+            if head.status == 429:
+                await self.registry.cool_down(lease.account_id, self.task.model, settings.GEMPROXY_COOLDOWN)
+            await self._abandon()
+            fallback = head
+        if fallback is not None:
+            return fallback
+        raise failure
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The response body, piece by piece as the executor sends it."""
+        while self._pieces:
+            yield self._pieces.pop(0)
+        while not self.finished:
+            frame = await self._frame(settings.GEMPROXY_IDLE_TIMEOUT, "The upstream stopped sending data.")
+            piece = self._take(frame)
+            if piece:
+                yield piece
+
+    async def close(self) -> None:
+        """Cancel what is unfinished and free the slot; quick, because it runs after a disconnect too."""
+        try:
+            await self._abandon()
+        finally:
+            await self.reply.close()
+
+    async def _acquire(self, exclude: frozenset[str], wait: float) -> Lease | None:
+        give_up = min(self._loop.time() + wait, self._deadline)
+        while True:
+            lease = await self.registry.acquire(self.task.model, exclude)
+            if lease is not None:
+                return lease
+            remaining = give_up - self._loop.time()
+            if remaining <= 0:
+                return None
+            await self.registry.wait_for_change(remaining)
+
+    async def _attempt(self, lease: Lease) -> ResponseHead:
+        """Send the task to one executor; return its head once the first body piece is in."""
+        self.lease, self.attempt_id, self.account_label = lease, uuid.uuid4().hex, lease.account_label
+        self.attempts += 1
+        self.finished, self._pieces, self._next_seq = False, [], 0
+        await self.reply.layer.send(
+            lease.channel_name,
+            {
+                "type": "executor.task",
+                "attempt_id": self.attempt_id,
+                "reply_channel": self.reply.name,
+                "method": self.task.method,
+                "path": self.task.path,
+                "query": self.task.query,
+                "headers": self.task.headers,
+                "body": self.task.body,
+            },
+        )
+        try:
+            frame = await self._frame(settings.GEMPROXY_ACK_TIMEOUT, "The executor did not acknowledge the task.")
+        except DispatchError as error:
+            raise _AttemptFailed(error) from error
+        try:
+            if frame["type"] == "ack":
+                frame = await self._frame(settings.GEMPROXY_FIRST_BYTE_TIMEOUT, "The upstream did not answer in time.")
+            self._take(frame)  # an error frame before the response raises here
+            if frame["type"] != "response_start":
+                raise _unavailable(f"The executor answered {frame['type']!r} before a response.", "executor_lost")
+            head = ResponseHead(int(frame.get("status", 502)), dict(frame.get("headers") or {}))
+            while not self._pieces and not self.finished:
+                frame = await self._frame(settings.GEMPROXY_FIRST_BYTE_TIMEOUT, "The upstream did not answer in time.")
+                piece = self._take(frame)
+                if piece:
+                    self._pieces.append(piece)
+        except DispatchError as error:
+            if error.outcome == "timeout":
+                raise  # a slow upstream would be as slow on another executor
+            raise _AttemptFailed(error) from error
+        return head
+
+    async def _read_to_end(self) -> None:
+        while not self.finished:
+            piece = self._take(await self._frame(settings.GEMPROXY_IDLE_TIMEOUT, "The upstream stopped sending data."))
+            if piece:
+                self._pieces.append(piece)
+
+    def _take(self, frame: dict) -> bytes:
+        """Account for one body frame; the bytes it carries, if any."""
+        kind = frame["type"]
+        if kind == "response_body":
+            if frame.get("seq") != self._next_seq:
+                raise _unavailable("The executor sent the response out of order.", "executor_lost")
+            self._next_seq += 1
+            return protocol.decode_body(frame["data"])
+        if kind == "response_end":
+            self.finished = True
+            return b""
+        if kind == "error":
+            self.finished = True  # the executor is done with this attempt; no cancel needed
+            code = frame.get("code", "internal")
+            if code == "executor_lost":
+                raise _unavailable("The executor serving this request disconnected.", "executor_lost")
+            detail = frame.get("message", code)
+            raise _unavailable(f"The executor could not reach the upstream: {detail}", "upstream_error")
+        return b""  # an ack or a frame type from a later protocol version
+
+    async def _frame(self, seconds: float, on_timeout: str) -> dict:
+        """The next frame of the current attempt; late frames of earlier attempts are dropped."""
+        while True:
+            remaining_total = self._deadline - self._loop.time()
+            message = await self.reply.next(min(seconds, remaining_total))
+            if message is None:
+                if remaining_total <= seconds:
+                    raise _deadline_exceeded("The request took longer than the gateway's total time limit.")
+                raise _deadline_exceeded(on_timeout)
+            frame = message["frame"]
+            if frame.get("id") == self.attempt_id:
+                return frame
+
+    async def _abandon(self) -> None:
+        lease, self.lease = self.lease, None
+        if lease is None:
+            return
+        try:
+            if not self.finished:
+                await self.reply.layer.send(
+                    lease.channel_name, {"type": "executor.cancel", "attempt_id": self.attempt_id}
+                )
+        finally:
+            self.finished = True
+            await self.registry.release(lease)

@@ -1,0 +1,268 @@
+"""The registry of live executors, and the choice of one for each attempt.
+
+Two implementations behind one interface, picked by settings.GEMPROXY_REGISTRY:
+``LocalRegistry`` (embedded: one process) and ``RedisRegistry`` (any number of
+Daphne processes share it). ``acquire`` is atomic in both: it picks the
+executor with the fewest tasks in flight, ties in turn, never beyond its
+announced concurrency, and counts the new task in one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import asdict, dataclass
+from functools import cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    # One entry per WebSocket connection: a reconnecting executor keeps its
+    # executor_id but gets a new connection_id, so the old connection's
+    # clean-up can never remove the new one.
+    connection_id: str
+    executor_id: str
+    channel_name: str
+    account_id: int
+    account_label: str
+    software: str
+    max_concurrency: int
+    connected_at: float
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One task's claim on one executor, returned by ``acquire``; give it back with ``release``."""
+
+    connection_id: str
+    channel_name: str
+    account_id: int
+    account_label: str
+
+
+class Registry:
+    async def register(self, info: ExecutorInfo, deadline: float) -> None:
+        raise NotImplementedError
+
+    async def heartbeat(self, connection_id: str, deadline: float) -> None:
+        raise NotImplementedError
+
+    async def unregister(self, connection_id: str) -> None:
+        raise NotImplementedError
+
+    async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> Lease | None:
+        """Claim a slot on the best executor able to serve ``model`` now, or None."""
+        raise NotImplementedError
+
+    async def release(self, lease: Lease) -> None:
+        raise NotImplementedError
+
+    async def cool_down(self, account_id: int, model: str, seconds: float) -> None:
+        """Leave this account out for this model for a while (after an upstream 429)."""
+        raise NotImplementedError
+
+    async def wait_for_change(self, seconds: float) -> None:
+        """Sleep until a slot may have freed up, at most ``seconds``."""
+        raise NotImplementedError
+
+    async def snapshot(self) -> list[dict]:
+        """The live executors with their load, for the admin."""
+        raise NotImplementedError
+
+
+class LocalRegistry(Registry):
+    def __init__(self) -> None:
+        self._executors: dict[str, ExecutorInfo] = {}
+        self._deadlines: dict[str, float] = {}
+        self._in_flight: dict[str, int] = {}
+        self._cool_until: dict[tuple[int, str], float] = {}
+        self._turn = itertools.count()
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def register(self, info: ExecutorInfo, deadline: float) -> None:
+        self._executors[info.connection_id] = info
+        self._deadlines[info.connection_id] = deadline
+        self._in_flight[info.connection_id] = 0
+        self._notify()
+
+    async def heartbeat(self, connection_id: str, deadline: float) -> None:
+        if connection_id in self._executors:
+            self._deadlines[connection_id] = deadline
+
+    async def unregister(self, connection_id: str) -> None:
+        self._executors.pop(connection_id, None)
+        self._deadlines.pop(connection_id, None)
+        self._in_flight.pop(connection_id, None)
+        self._notify()
+
+    async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> Lease | None:
+        now = time.time()
+        candidates = [
+            info
+            for connection_id, info in sorted(self._executors.items())
+            if connection_id not in exclude
+            and self._deadlines[connection_id] >= now
+            and self._in_flight[connection_id] < info.max_concurrency
+            and self._cool_until.get((info.account_id, model), 0) <= now
+        ]
+        if not candidates:
+            return None
+        fewest = min(self._in_flight[info.connection_id] for info in candidates)
+        tied = [info for info in candidates if self._in_flight[info.connection_id] == fewest]
+        chosen = tied[next(self._turn) % len(tied)]
+        self._in_flight[chosen.connection_id] += 1
+        return Lease(chosen.connection_id, chosen.channel_name, chosen.account_id, chosen.account_label)
+
+    async def release(self, lease: Lease) -> None:
+        if self._in_flight.get(lease.connection_id, 0) > 0:
+            self._in_flight[lease.connection_id] -= 1
+        self._notify()
+
+    async def cool_down(self, account_id: int, model: str, seconds: float) -> None:
+        self._cool_until[(account_id, model)] = time.time() + seconds
+
+    async def wait_for_change(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._changed.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def snapshot(self) -> list[dict]:
+        return [
+            _snapshot_row(asdict(info), self._in_flight[connection_id], self._deadlines[connection_id])
+            for connection_id, info in sorted(self._executors.items())
+        ]
+
+
+# KEYS: executors hash, deadlines zset, in-flight hash, turn counter.
+# ARGV: now, model, cool-down key prefix, excluded ids...
+# Cool-down keys are built inside the script, so this needs a single Redis
+# (not Redis Cluster), which is what gemproxy deploys.
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
+for _, id in ipairs(expired) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+local excluded = {}
+for i = 4, #ARGV do excluded[ARGV[i]] = true end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')
+table.sort(ids)
+local tied, fewest = {}, nil
+for _, id in ipairs(ids) do
+  if not excluded[id] then
+    local raw = redis.call('HGET', KEYS[1], id)
+    if raw then
+      local info = cjson.decode(raw)
+      local n = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+      local cool = ARGV[3] .. info.account_id .. ':' .. ARGV[2]
+      if n < info.max_concurrency and redis.call('EXISTS', cool) == 0 then
+        if fewest == nil or n < fewest then
+          tied, fewest = {raw}, n
+        elseif n == fewest then
+          table.insert(tied, raw)
+        end
+      end
+    end
+  end
+end
+if fewest == nil then return nil end
+local chosen = tied[(redis.call('INCR', KEYS[4]) % #tied) + 1]
+redis.call('HINCRBY', KEYS[3], cjson.decode(chosen).connection_id, 1)
+return chosen
+"""
+
+# KEYS: in-flight hash. ARGV: executor id. Never below zero, never recreates a gone executor.
+_RELEASE = """
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if n > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end
+"""
+
+
+class RedisRegistry(Registry):
+    # Polling instead of pub/sub keeps the waiting side simple; it only runs
+    # while every executor is busy, and 50 ms is well under a model's latency.
+    POLL_SECONDS = 0.05
+
+    def __init__(self, url: str, prefix: str = "gemproxy:registry:") -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._prefix = prefix
+        self._executors = prefix + "executors"
+        self._deadlines = prefix + "deadlines"
+        self._in_flight = prefix + "in_flight"
+        self._turn = prefix + "turn"
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._release = self._redis.register_script(_RELEASE)
+
+    async def register(self, info: ExecutorInfo, deadline: float) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._executors, info.connection_id, json.dumps(asdict(info)))
+            pipe.hset(self._in_flight, info.connection_id, 0)
+            pipe.zadd(self._deadlines, {info.connection_id: deadline})
+            await pipe.execute()
+
+    async def heartbeat(self, connection_id: str, deadline: float) -> None:
+        await self._redis.zadd(self._deadlines, {connection_id: deadline}, xx=True)
+
+    async def unregister(self, connection_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._executors, connection_id)
+            pipe.hdel(self._in_flight, connection_id)
+            pipe.zrem(self._deadlines, connection_id)
+            await pipe.execute()
+
+    async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> Lease | None:
+        keys = [self._executors, self._deadlines, self._in_flight, self._turn]
+        raw = await self._acquire(keys=keys, args=[time.time(), model, self._prefix + "cool:", *exclude])
+        if raw is None:
+            return None
+        info = json.loads(raw)
+        return Lease(info["connection_id"], info["channel_name"], info["account_id"], info["account_label"])
+
+    async def release(self, lease: Lease) -> None:
+        await self._release(keys=[self._in_flight], args=[lease.connection_id])
+
+    async def cool_down(self, account_id: int, model: str, seconds: float) -> None:
+        await self._redis.set(f"{self._prefix}cool:{account_id}:{model}", 1, px=max(1, int(seconds * 1000)))
+
+    async def wait_for_change(self, seconds: float) -> None:
+        await asyncio.sleep(min(seconds, self.POLL_SECONDS))
+
+    async def snapshot(self) -> list[dict]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._executors)
+            pipe.hgetall(self._in_flight)
+            pipe.zrange(self._deadlines, 0, -1, withscores=True)
+            executors, in_flight, deadlines = await pipe.execute()
+        deadline_of = {key.decode(): score for key, score in deadlines}
+        rows = []
+        for key, raw in sorted(executors.items()):
+            rows.append(_snapshot_row(json.loads(raw), int(in_flight.get(key, 0)), deadline_of.get(key.decode(), 0.0)))
+        return rows
+
+
+def _snapshot_row(info: dict, in_flight: int, deadline: float) -> dict:
+    # A deadline is always set to "last sign of life + heartbeat timeout".
+    return {**info, "in_flight": in_flight, "last_heartbeat": deadline - settings.GEMPROXY_HEARTBEAT_TIMEOUT}
+
+
+@cache
+def get_registry() -> Registry:
+    """The process's registry, built once from settings."""
+    registry_class = import_string(settings.GEMPROXY_REGISTRY)
+    if registry_class is RedisRegistry:
+        return RedisRegistry(settings.REDIS_URL)
+    return registry_class()
