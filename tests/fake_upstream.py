@@ -68,17 +68,15 @@ _GENERATE_METHODS = ["generateContent", "countTokens", "createCachedContent", "b
 _EMBED_METHODS = ["embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"]
 
 
-def _model(
-    model_id: str, display: str, description: str, *, limits: tuple[int, int], methods: list[str], **extra: Any
-) -> dict[str, Any]:
+def _model(model_id: str, display: str, output_limit: int, methods: list[str], **extra: Any) -> dict[str, Any]:
     return {
         "name": f"models/{model_id}",
         "baseModelId": model_id,
         "version": "001",
         "displayName": display,
-        "description": description,
-        "inputTokenLimit": limits[0],
-        "outputTokenLimit": limits[1],
+        "description": f"{display}, as served by the fake upstream.",
+        "inputTokenLimit": 1048576 if methods is _GENERATE_METHODS else 2048,
+        "outputTokenLimit": output_limit,
         "supportedGenerationMethods": methods,
         **extra,
     }
@@ -86,55 +84,12 @@ def _model(
 
 _SAMPLING = {"temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2}
 MODELS: list[dict[str, Any]] = [
-    _model(
-        "gemini-2.5-flash",
-        "Gemini 2.5 Flash",
-        "Stable version of Gemini 2.5 Flash.",
-        limits=(1048576, 65536),
-        methods=_GENERATE_METHODS,
-        **_SAMPLING,
-        thinking=True,
-    ),
-    _model(
-        "gemini-2.5-pro",
-        "Gemini 2.5 Pro",
-        "Stable release of Gemini 2.5 Pro.",
-        limits=(1048576, 65536),
-        methods=_GENERATE_METHODS,
-        **_SAMPLING,
-        thinking=True,
-    ),
-    _model(
-        "gemini-2.5-flash-lite",
-        "Gemini 2.5 Flash-Lite",
-        "Stable version of Gemini 2.5 Flash-Lite.",
-        limits=(1048576, 65536),
-        methods=_GENERATE_METHODS,
-        **_SAMPLING,
-        thinking=True,
-    ),
-    _model(
-        "gemini-2.0-flash",
-        "Gemini 2.0 Flash",
-        "Gemini 2.0 Flash.",
-        limits=(1048576, 8192),
-        methods=_GENERATE_METHODS,
-        **{**_SAMPLING, "topK": 40},
-    ),
-    _model(
-        "text-embedding-004",
-        "Text Embedding 004",
-        "Obtain a distributed representation of a text.",
-        limits=(2048, 1),
-        methods=_EMBED_METHODS,
-    ),
-    _model(
-        "gemini-embedding-001",
-        "Gemini Embedding 001",
-        "Obtain a distributed representation of a text.",
-        limits=(2048, 1),
-        methods=_EMBED_METHODS,
-    ),
+    _model("gemini-2.5-flash", "Gemini 2.5 Flash", 65536, _GENERATE_METHODS, **_SAMPLING, thinking=True),
+    _model("gemini-2.5-pro", "Gemini 2.5 Pro", 65536, _GENERATE_METHODS, **_SAMPLING, thinking=True),
+    _model("gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite", 65536, _GENERATE_METHODS, **_SAMPLING, thinking=True),
+    _model("gemini-2.0-flash", "Gemini 2.0 Flash", 8192, _GENERATE_METHODS, **{**_SAMPLING, "topK": 40}),
+    _model("text-embedding-004", "Text Embedding 004", 1, _EMBED_METHODS),
+    _model("gemini-embedding-001", "Gemini Embedding 001", 1, _EMBED_METHODS),
 ]
 _MODELS_BY_ID = {m["baseModelId"]: m for m in MODELS}
 EMBEDDING_DIMENSIONS = {"text-embedding-004": 768, "gemini-embedding-001": 3072}
@@ -188,6 +143,9 @@ class RecordedRequest:
     @property
     def api_key(self) -> str | None:
         return self.headers.get("x-goog-api-key")
+
+
+_RECORD = web.RequestKey("record", RecordedRequest)
 
 
 @dataclass
@@ -528,7 +486,7 @@ class FakeUpstream:
         self.request_count += 1
         if self.record:
             self.requests.append(record)
-        request["record"] = record
+        request[_RECORD] = record
         if request.method == "OPTIONS":
             return _preflight(request)
         self.in_flight += 1
@@ -598,7 +556,7 @@ class FakeUpstream:
     async def _model_method(self, request: web.Request) -> web.StreamResponse:
         model_id, _, method = request.match_info["model_method"].partition(":")
         model = _find_model(model_id, request, method)
-        payload = request["record"].json
+        payload = request[_RECORD].json
         if not isinstance(payload, dict):
             raise GoogleError(400, "Invalid JSON payload received. Unexpected token.")
         handlers = {
@@ -631,7 +589,7 @@ class FakeUpstream:
         # Taken before the first write, so a release() that follows it is never missed.
         gate = self._gate
         sse = request.query.get("alt") == "sse"
-        record: RecordedRequest = request["record"]
+        record: RecordedRequest = request[_RECORD]
         response = web.StreamResponse(headers={"Content-Disposition": "attachment"})
         response.content_type = "text/event-stream" if sse else "application/json"
         response.charset = "UTF-8"
