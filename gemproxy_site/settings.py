@@ -108,6 +108,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
+# Every Redis key and channel gemproxy uses starts with this, so several
+# installs (or test runs) can share one Redis.
+REDIS_PREFIX = env_str("GEMPROXY_REDIS_PREFIX", "gemproxy:")
 if REDIS_URL:
     # Pub/sub: one PUBLISH per frame, no shared per-process capacity to
     # overflow, and nothing left queued for a process that died. Messages to a
@@ -116,7 +119,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "gemproxy:"},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
         }
     }
     GEMPROXY_REGISTRY = "executors.registry.RedisRegistry"

@@ -1,0 +1,38 @@
+"""Run gemproxy under Daphne: ``python -m gemproxy_site.serve [daphne options]``.
+
+The same as ``daphne gemproxy_site.asgi:application`` except that the access
+log never shows a secret: clients may put their key in the query string
+(``?key=``), and Daphne logs query strings verbatim.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from daphne import cli
+from daphne.access import AccessLogGenerator
+
+_SECRET_PARAMETER = re.compile(r"([?&](?:key|token)=)[^&\s\"]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    return _SECRET_PARAMETER.sub(r"\1REDACTED", text)
+
+
+class RedactingAccessLog(AccessLogGenerator):
+    def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None) -> None:
+        super().write_entry(host, date, redact(request), status, length, ident, user)
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gemproxy_site.settings")
+    # Daphne builds its access log from this name inside CommandLineInterface.run.
+    cli.AccessLogGenerator = RedactingAccessLog
+    args = list(sys.argv[1:] if argv is None else argv)
+    cli.CommandLineInterface().run([*args, "gemproxy_site.asgi:application"])
+
+
+if __name__ == "__main__":
+    main()
