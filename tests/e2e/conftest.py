@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+import redis
 from google import genai
 
+from tests.conftest import TEST_REDIS_URL, missing_component
 from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream
 
 
@@ -48,3 +53,43 @@ def sdk_client(gateway: Gateway, key: str, api_version: str | None = None) -> ge
     if api_version:
         http_options["api_version"] = api_version
     return genai.Client(api_key=key, http_options=http_options)
+
+
+TEST_POSTGRES_URL = os.environ.get("GEMPROXY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="module")
+def postgres_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one module's processes, dropped afterwards."""
+    try:
+        admin = psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as error:
+        missing_component(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
+    name = f"gemproxy_e2e_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def distributed(tmp_path_factory: pytest.TempPathFactory, postgres_database_url: str) -> Iterator[Deployment]:
+    """A distributed install: Redis for channels, registry and counters; PostgreSQL for data."""
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        missing_component(f"Redis is not reachable at {TEST_REDIS_URL}: {error}")
+    prefix = f"gemproxy-e2e:{uuid.uuid4().hex[:8]}:"
+    install = Deployment(
+        Path(tmp_path_factory.mktemp("distributed")),
+        {"REDIS_URL": TEST_REDIS_URL, "GEMPROXY_REDIS_PREFIX": prefix, "DATABASE_URL": postgres_database_url},
+    )
+    yield install
+    install.stop()
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -1,0 +1,166 @@
+"""The executor WebSocket: who may connect, and how frames are routed between tasks and sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from executors import protocol
+from executors.models import ExecutorAccount
+from executors.registry import get_registry
+from gemproxy_site.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HELLO = {
+    "type": "hello",
+    "protocol": 1,
+    "executor_id": "tab-1",
+    "label": "tab",
+    "software": "test/1",
+    "max_concurrency": 3,
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry() -> None:
+    get_registry.cache_clear()
+
+
+@pytest.fixture
+def token(db) -> str:
+    account = ExecutorAccount(label="ana@example.com")
+    secret = account.set_new_token()
+    account.save()
+    return secret
+
+
+def communicator(token: str = "", subprotocols: list[str] | None = None) -> WebsocketCommunicator:
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    return WebsocketCommunicator(application, "/ws/executor", headers=headers, subprotocols=subprotocols)
+
+
+@pytest.fixture
+async def connected(token: str) -> AsyncIterator[WebsocketCommunicator]:
+    socket = communicator(token)
+    assert (await socket.connect())[0]
+    await socket.send_to(text_data=json.dumps(HELLO))
+    welcome = json.loads(await socket.receive_from())
+    assert welcome["type"] == "welcome"
+    yield socket
+    await socket.disconnect()
+
+
+async def test_an_unknown_token_is_refused_before_the_socket_opens() -> None:
+    connected, _ = await communicator("gpe_not-a-token").connect()
+
+    assert not connected
+
+
+async def test_a_disabled_account_is_refused(token: str) -> None:
+    await ExecutorAccount.objects.filter(label="ana@example.com").aupdate(enabled=False)
+
+    connected, _ = await communicator(token).connect()
+
+    assert not connected
+
+
+async def test_a_browser_may_offer_the_token_as_a_subprotocol(token: str) -> None:
+    socket = communicator(subprotocols=[protocol.SUBPROTOCOL, protocol.TOKEN_SUBPROTOCOL_PREFIX + token])
+
+    connected, chosen = await socket.connect()
+
+    assert connected
+    assert chosen == protocol.SUBPROTOCOL
+    await socket.disconnect()
+
+
+async def test_hello_is_welcomed_with_the_accounts_label_and_heartbeat_terms(token: str) -> None:
+    socket = communicator(token)
+    await socket.connect()
+
+    await socket.send_to(text_data=json.dumps(HELLO))
+    welcome = json.loads(await socket.receive_from())
+
+    assert welcome["account"] == "ana@example.com"
+    assert welcome["executor_id"] == "tab-1"
+    assert welcome["heartbeat_timeout"] > welcome["heartbeat_interval"] > 0
+    [row] = await get_registry().snapshot()
+    assert row["max_concurrency"] == 3
+    await socket.disconnect()
+
+
+async def test_a_wrong_protocol_version_is_closed_with_4002(token: str) -> None:
+    socket = communicator(token)
+    await socket.connect()
+
+    await socket.send_to(text_data=json.dumps({**HELLO, "protocol": 99}))
+
+    assert (await socket.receive_output())["code"] == protocol.CLOSE_PROTOCOL_ERROR
+
+
+async def test_a_large_body_leaves_in_frames_under_a_mebibyte(connected: WebsocketCommunicator) -> None:
+    layer = get_channel_layer()
+    lease = await get_registry().acquire("m")
+    body = bytes(range(256)) * (3 * 4096)  # 3 MiB
+    await layer.send(
+        lease.channel_name,
+        {
+            "type": "executor.task",
+            "attempt_id": "attempt-1",
+            "reply_channel": await layer.new_channel(),
+            "method": "POST",
+            "path": "/v1beta/models/m:generateContent",
+            "query": "",
+            "headers": {"content-type": "application/json"},
+            "body": body,
+        },
+    )
+
+    request_text = await connected.receive_from()
+    request = json.loads(request_text)
+    pieces = [await connected.receive_from() for _ in range(request["body_chunks"])]
+
+    assert request["body_chunks"] == 12
+    assert all(len(piece) < 1024 * 1024 for piece in pieces)
+    assert b"".join(protocol.decode_body(json.loads(piece)["data"]) for piece in pieces) == body
+
+
+async def test_frames_go_to_their_tasks_reply_channel_and_stale_ones_are_dropped(
+    connected: WebsocketCommunicator,
+) -> None:
+    layer = get_channel_layer()
+    reply = await layer.new_channel()
+    lease = await get_registry().acquire("m")
+    task = {"type": "executor.task", "method": "GET", "path": "/v1/models", "query": "", "headers": {}, "body": b""}
+    await layer.send(lease.channel_name, {**task, "attempt_id": "live", "reply_channel": reply})
+    await connected.receive_from()
+
+    await connected.send_to(text_data=json.dumps({"type": "ack", "id": "abandoned-long-ago"}))
+    await connected.send_to(text_data=json.dumps({"type": "ack", "id": "live"}))
+
+    message = await layer.receive(reply)
+    assert message["frame"] == {"type": "ack", "id": "live"}
+
+
+async def test_a_lost_executor_fails_its_tasks_at_once(token: str) -> None:
+    socket = communicator(token)
+    await socket.connect()
+    await socket.send_to(text_data=json.dumps(HELLO))
+    await socket.receive_from()
+    layer = get_channel_layer()
+    reply = await layer.new_channel()
+    lease = await get_registry().acquire("m")
+    task = {"type": "executor.task", "method": "GET", "path": "/v1/models", "query": "", "headers": {}, "body": b""}
+    await layer.send(lease.channel_name, {**task, "attempt_id": "doomed", "reply_channel": reply})
+    await socket.receive_from()
+
+    await socket.disconnect()
+
+    message = await layer.receive(reply)
+    assert message["frame"]["code"] == "executor_lost"
+    assert await get_registry().snapshot() == []

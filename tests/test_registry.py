@@ -1,0 +1,120 @@
+"""The executor registry picks fairly, never overloads, and forgets the dead: embedded and Redis alike."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from executors.registry import ExecutorInfo, LocalRegistry, RedisRegistry, Registry
+
+
+@pytest.fixture(params=["local", "redis"])
+async def registry(request: pytest.FixtureRequest) -> AsyncIterator[Registry]:
+    if request.param == "local":
+        yield LocalRegistry()
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    prefix = request.getfixturevalue("redis_prefix")
+    shared = RedisRegistry(redis_url, prefix=prefix)
+    yield shared
+    await shared._redis.aclose()
+
+
+def executor(name: str, slots: int = 2, account: int = 1) -> ExecutorInfo:
+    return ExecutorInfo(
+        connection_id=f"conn-{name}",
+        executor_id=name,
+        channel_name=f"channel-{name}",
+        account_id=account,
+        account_label=f"account-{account}",
+        software="test/1",
+        max_concurrency=slots,
+        connected_at=time.time(),
+    )
+
+
+def alive() -> float:
+    return time.time() + 60
+
+
+async def test_it_picks_the_executor_with_fewest_tasks(registry: Registry) -> None:
+    await registry.register(executor("a", slots=4), alive())
+    await registry.register(executor("b", slots=4), alive())
+    first = await registry.acquire("m")
+    second = await registry.acquire("m")
+
+    assert {first.connection_id, second.connection_id} == {"conn-a", "conn-b"}
+
+
+async def test_ties_take_turns(registry: Registry) -> None:
+    for name in "abc":
+        await registry.register(executor(name, slots=1), alive())
+    chosen = Counter()
+    for _ in range(9):
+        lease = await registry.acquire("m")
+        chosen[lease.connection_id] += 1
+        await registry.release(lease)
+
+    assert chosen == {"conn-a": 3, "conn-b": 3, "conn-c": 3}
+
+
+async def test_it_never_exceeds_an_executors_concurrency(registry: Registry) -> None:
+    await registry.register(executor("a", slots=2), alive())
+
+    leases = await asyncio.gather(*(registry.acquire("m") for _ in range(5)))
+
+    assert sum(lease is not None for lease in leases) == 2
+
+
+async def test_a_released_slot_can_be_taken_again(registry: Registry) -> None:
+    await registry.register(executor("a", slots=1), alive())
+    lease = await registry.acquire("m")
+    assert await registry.acquire("m") is None
+
+    await registry.release(lease)
+
+    assert await registry.acquire("m") is not None
+
+
+async def test_excluded_executors_are_skipped(registry: Registry) -> None:
+    await registry.register(executor("a"), alive())
+    await registry.register(executor("b"), alive())
+
+    lease = await registry.acquire("m", frozenset({"conn-a"}))
+
+    assert lease.connection_id == "conn-b"
+
+
+async def test_a_cooled_down_account_is_skipped_for_that_model_only(registry: Registry) -> None:
+    await registry.register(executor("a", account=1), alive())
+    await registry.register(executor("b", account=2), alive())
+    await registry.cool_down(1, "gemini-2.5-pro", 30)
+
+    pro = [await registry.acquire("gemini-2.5-pro") for _ in range(2)]
+    flash = await registry.acquire("gemini-2.5-flash")
+
+    assert [lease.connection_id for lease in pro] == ["conn-b", "conn-b"]
+    assert flash.connection_id == "conn-a"
+
+
+async def test_an_executor_past_its_heartbeat_deadline_is_not_chosen(registry: Registry) -> None:
+    await registry.register(executor("a"), time.time() - 1)
+
+    assert await registry.acquire("m") is None
+
+
+async def test_unregistered_executors_disappear_from_the_snapshot(registry: Registry) -> None:
+    await registry.register(executor("a"), alive())
+    await registry.register(executor("b"), alive())
+    lease = await registry.acquire("m")
+
+    await registry.unregister("conn-b")
+    rows = await registry.snapshot()
+
+    assert [row["executor_id"] for row in rows] == ["a"]
+    assert rows[0]["in_flight"] == (1 if lease.connection_id == "conn-a" else 0)
+    assert rows[0]["account_label"] == "account-1"
