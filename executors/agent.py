@@ -1,0 +1,433 @@
+"""The headless executor: performs the gateway's tasks against a Gemini upstream.
+
+    python -m executors.agent --server https://gateway.example --token gpe_... \\
+        [--upstream URL] [--upstream-key KEY] [--concurrency N] [--label LABEL]
+
+The environment may give GEMPROXY_SERVER, GEMPROXY_EXECUTOR_TOKEN and
+GEMINI_API_KEY instead. It speaks protocol v1 (docs/executor-protocol.md) over
+one WebSocket, reconnects forever, and needs nothing from this repository but
+executors.protocol: no Django, so it runs anywhere Python and aiohttp do.
+aiohttp serves both the WebSocket and the upstream calls because it costs far
+less CPU per request than the alternatives we measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import binascii
+import logging
+import os
+import random
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from executors import protocol
+
+__version__ = "1.0"
+SOFTWARE = f"gemproxy-agent/{__version__}"
+DEFAULT_UPSTREAM = "https://generativelanguage.googleapis.com"
+DEFAULT_CONCURRENCY = 8
+# The protocol's defaults, used until the welcome gives the gateway's values.
+DEFAULT_HEARTBEAT_INTERVAL = 15.0
+DEFAULT_HEARTBEAT_TIMEOUT = 60.0
+MAX_BACKOFF_SECONDS = 30.0
+
+HOP_BY_HOP_HEADERS = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+     "transfer-encoding", "upgrade"}
+)  # fmt: skip
+# Host and length belong to this hop. Accept-encoding is left to aiohttp, which
+# offers only the codings it can decode: the body is relayed decoded.
+NOT_FORWARDED_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length", "accept-encoding"}
+# Read failures of the upstream call; everything else is a bug of ours.
+UPSTREAM_ERRORS = (aiohttp.ClientError, OSError)  # OSError includes TimeoutError
+
+log = logging.getLogger("gemproxy.agent")
+
+
+class GatewayGone(Exception):
+    """The WebSocket to the gateway closed; the gateway fails the task over itself."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server: str
+    token: str
+    upstream: str = DEFAULT_UPSTREAM
+    upstream_key: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    label: str = field(default_factory=socket.gethostname)
+
+
+def executor_url(server: str) -> str:
+    """The WebSocket URL for a gateway given as http(s):// or ws(s)://, with or without the path."""
+    url = URL(server)
+    scheme = {"http": "ws", "https": "wss"}.get(url.scheme, url.scheme)
+    if scheme not in ("ws", "wss") or not url.host:
+        raise ValueError(f"--server must be an http(s):// or ws(s):// URL, not {server!r}")
+    path = url.path.rstrip("/")
+    if not path.endswith(protocol.WEBSOCKET_PATH):
+        path += protocol.WEBSOCKET_PATH
+    return str(url.with_scheme(scheme).with_path(path).with_query(None).with_fragment(None))
+
+
+def backoff_delay(attempt: int) -> float:
+    """Capped exponential backoff with full jitter, so executors do not reconnect in step."""
+    return random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(attempt, 16)))
+
+
+def upstream_request_headers(client_headers: Mapping[str, str], upstream_key: str | None) -> dict[str, str]:
+    headers = {name.lower(): value for name, value in client_headers.items()}
+    headers = {name: value for name, value in headers.items() if name not in NOT_FORWARDED_HEADERS}
+    if upstream_key:
+        headers["x-goog-api-key"] = upstream_key
+    return headers
+
+
+def relayed_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Response headers as the protocol wants them: lower-case, joined, this hop's removed."""
+    dropped = set(HOP_BY_HOP_HEADERS)
+    dropped.update(token.strip().lower() for token in headers.get("connection", "").split(","))
+    if headers.get("content-encoding", "identity").lower() != "identity":
+        # aiohttp decoded the body, so the upstream's encoding and length no longer describe it.
+        dropped.update({"content-encoding", "content-length"})
+    relayed: dict[str, str] = {}
+    for name, value in headers.items():
+        name = name.lower()
+        if name not in dropped:
+            relayed[name] = f"{relayed[name]}, {value}" if name in relayed else value
+    return relayed
+
+
+def bad_task_reason(frame: Mapping[str, Any]) -> str | None:
+    """Why a request frame cannot be performed, or None when it can."""
+    checks = {
+        "method": isinstance(frame.get("method"), str) and frame["method"].isalpha(),
+        "path": isinstance(frame.get("path"), str) and frame["path"].startswith("/"),
+        "query": isinstance(frame.get("query", ""), str),
+        "headers": isinstance(frame.get("headers", {}), dict),
+        "body_chunks": isinstance(frame.get("body_chunks"), int) and frame["body_chunks"] >= 0,
+    }
+    wrong = [name for name, ok in checks.items() if not ok]
+    return f"invalid {', '.join(wrong)}" if wrong else None
+
+
+@dataclass
+class Task:
+    """One attempt: its request frame, the body pieces received so far, and its runner once started."""
+
+    request: dict[str, Any]
+    body: list[bytes] = field(default_factory=list)
+    runner: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.request["id"]
+
+    def upstream_url(self, upstream: str) -> URL:
+        query = self.request.get("query") or ""
+        # encoded=True: path and query are used exactly as the gateway gave them.
+        return URL(upstream.rstrip("/") + self.request["path"] + (f"?{query}" if query else ""), encoded=True)
+
+
+class Connection:
+    """One WebSocket session with the gateway: frames in, tasks run, frames out."""
+
+    def __init__(self, agent: Agent, ws: aiohttp.ClientWebSocketResponse):
+        self.agent = agent
+        self.ws = ws
+        self.tasks: dict[str, Task] = {}
+        # One sender at a time: concurrent senders would share (and could cancel) one drain waiter.
+        self._send_lock = asyncio.Lock()
+        self._silence_limit = DEFAULT_HEARTBEAT_INTERVAL + DEFAULT_HEARTBEAT_TIMEOUT
+
+    async def serve(self) -> None:
+        """Runs until the socket closes or falls silent; the tasks of this connection die with it."""
+        try:
+            await self.send(self.agent.hello())
+            while True:
+                try:
+                    message = await self.ws.receive(timeout=self._silence_limit)
+                except TimeoutError:
+                    log.warning("nothing from the gateway for %.0fs; reconnecting", self._silence_limit)
+                    return
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    await self._dispatch(message.data)
+                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    self._log_close(message)
+                    return
+        except GatewayGone:
+            log.warning("the gateway connection broke")
+        finally:
+            await self._abandon_tasks()
+
+    async def send(self, frame: Mapping[str, Any]) -> None:
+        async with self._send_lock:
+            try:
+                await self.ws.send_str(protocol.dumps(dict(frame)))
+            except (ConnectionError, aiohttp.ClientError) as exc:
+                raise GatewayGone from exc
+
+    async def _dispatch(self, text: str) -> None:
+        try:
+            frame = protocol.loads(text)
+        except ValueError:
+            log.warning("ignoring a frame that is not a JSON object with a type")
+            return
+        handler = {
+            "welcome": self._on_welcome,
+            "ping": self._on_ping,
+            "request": self._on_request,
+            "request_body": self._on_request_body,
+            "cancel": self._on_cancel,
+        }.get(frame["type"])
+        if handler is not None:  # unknown types are ignored, as the protocol asks
+            await handler(frame)
+
+    async def _on_welcome(self, frame: dict[str, Any]) -> None:
+        interval = frame.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)
+        timeout = frame.get("heartbeat_timeout", DEFAULT_HEARTBEAT_TIMEOUT)
+        self._silence_limit = float(interval) + float(timeout)
+        self.agent.welcomed()
+        log.info("welcomed by the gateway as an executor of %s", frame.get("account"))
+
+    async def _on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send({"type": "pong", "nonce": frame.get("nonce", "")})
+
+    async def _on_request(self, frame: dict[str, Any]) -> None:
+        task_id = frame.get("id")
+        if not isinstance(task_id, str) or task_id in self.tasks:
+            return
+        await self.send(protocol.Ack(type="ack", id=task_id))
+        reason = bad_task_reason(frame)
+        if reason:
+            await self._fail(task_id, "bad_task", reason)
+            return
+        task = Task(frame)
+        self.tasks[task_id] = task
+        if frame["body_chunks"] == 0:
+            self._start(task)
+
+    async def _on_request_body(self, frame: dict[str, Any]) -> None:
+        task = self.tasks.get(frame.get("id"))  # type: ignore[arg-type]
+        if task is None or task.runner is not None:
+            return
+        try:
+            if frame.get("seq") != len(task.body):
+                raise ValueError(f"body piece {frame.get('seq')} arrived, {len(task.body)} expected")
+            task.body.append(protocol.decode_body(frame["data"]))
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            del self.tasks[task.id]
+            await self._fail(task.id, "bad_task", str(exc))
+            return
+        if len(task.body) == task.request["body_chunks"]:
+            self._start(task)
+
+    async def _on_cancel(self, frame: dict[str, Any]) -> None:
+        task = self.tasks.pop(frame.get("id"), None)  # type: ignore[arg-type]
+        if task is not None and task.runner is not None:
+            # Cancelling the runner closes its upstream connection and frees its slot.
+            task.runner.cancel()
+
+    def _start(self, task: Task) -> None:
+        task.runner = asyncio.create_task(self._run(task), name=f"task {task.id}")
+
+    async def _run(self, task: Task) -> None:
+        started = time.monotonic()
+        outcome = "internal"
+        try:
+            outcome = await self._perform(task)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except GatewayGone:
+            outcome = "gateway gone"
+        finally:
+            if self.tasks.get(task.id) is task:
+                del self.tasks[task.id]
+            path = task.request["path"]
+            log.info("%s %s %s %.3fs", task.request["method"], path, outcome, time.monotonic() - started)
+
+    async def _perform(self, task: Task) -> str:
+        """Performs the call and relays it; returns the outcome for the log line."""
+        try:
+            async with self.agent.slots:
+                return str(await self._relay(task))
+        except UPSTREAM_ERRORS as exc:
+            await self._fail(task.id, "upstream_unreachable", describe_error(exc))
+            return "upstream_unreachable"
+        except GatewayGone:
+            raise
+        except Exception as exc:
+            # Still end the attempt, or the gateway would wait for its timeouts.
+            log.exception("task %s failed", task.id)
+            await self._fail(task.id, "internal", type(exc).__name__)
+            return "internal"
+
+    async def _relay(self, task: Task) -> int:
+        config = self.agent.config
+        body = b"".join(task.body)
+        async with self.agent.upstream.request(
+            task.request["method"],
+            task.upstream_url(config.upstream),
+            headers=upstream_request_headers(task.request.get("headers", {}), config.upstream_key),
+            data=body or None,
+            allow_redirects=False,  # a tunnel relays redirects, it does not follow them
+        ) as response:
+            await self.send(
+                protocol.ResponseStart(
+                    type="response_start",
+                    id=task.id,
+                    status=response.status,
+                    headers=relayed_response_headers(response.headers),
+                )
+            )
+            seq = 0
+            async for data in response.content.iter_any():
+                for piece in protocol.split_body(data):
+                    frame = protocol.ResponseBody(
+                        type="response_body", id=task.id, seq=seq, data=protocol.encode_body(piece)
+                    )
+                    await self.send(frame)
+                    seq += 1
+            await self.send(protocol.ResponseEnd(type="response_end", id=task.id, chunks=seq))
+            return response.status
+
+    async def _fail(self, task_id: str, code: protocol.ErrorCode, message: str) -> None:
+        await self.send(protocol.Error(type="error", id=task_id, code=code, message=message))
+
+    async def _abandon_tasks(self) -> None:
+        runners = [task.runner for task in self.tasks.values() if task.runner is not None]
+        self.tasks.clear()
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+
+    def _log_close(self, message: aiohttp.WSMessage) -> None:
+        code = self.ws.close_code
+        if code == protocol.CLOSE_ACCOUNT_DISABLED:
+            log.error("the gateway closed the connection: this executor account is disabled")
+        elif code == protocol.CLOSE_PROTOCOL_ERROR:
+            log.error("the gateway closed the connection for a protocol error")
+        else:
+            log.warning("the gateway closed the connection (code %s)", code)
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+
+
+class Agent:
+    def __init__(self, config: AgentConfig):
+        self.config = config
+        # One id per process, kept across reconnects, so the gateway sees the same executor.
+        self.executor_id = str(uuid.uuid4())
+        # Process-wide, not per connection: runners of a lost connection still hold
+        # their slots until their cancellation has closed the upstream call.
+        self.slots = asyncio.Semaphore(config.concurrency)
+        self._attempt = 0
+        self._upstream: aiohttp.ClientSession | None = None
+
+    @property
+    def upstream(self) -> aiohttp.ClientSession:
+        assert self._upstream is not None, "the agent is not running"
+        return self._upstream
+
+    def hello(self) -> protocol.Hello:
+        return protocol.Hello(
+            type="hello",
+            protocol=protocol.PROTOCOL_VERSION,
+            executor_id=self.executor_id,
+            label=self.config.label,
+            software=SOFTWARE,
+            max_concurrency=self.config.concurrency,
+        )
+
+    def welcomed(self) -> None:
+        self._attempt = 0
+
+    async def run(self) -> None:
+        """Serves the gateway until cancelled, reconnecting whenever the connection ends."""
+        url = executor_url(self.config.server)
+        upstream_connector = aiohttp.TCPConnector(limit=self.config.concurrency, ttl_dns_cache=300)
+        async with (
+            aiohttp.ClientSession(
+                connector=upstream_connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+                # No cookie jar: a cookie set for one client's call must never ride on another's.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            ) as self._upstream,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=30)) as gateway,
+        ):
+            while True:
+                await self._connect_once(gateway, url)
+                delay = backoff_delay(self._attempt)
+                self._attempt += 1
+                log.info("reconnecting in %.1fs", delay)
+                await asyncio.sleep(delay)
+
+    async def _connect_once(self, gateway: aiohttp.ClientSession, url: str) -> None:
+        try:
+            async with gateway.ws_connect(url, headers={"Authorization": f"Bearer {self.config.token}"}) as ws:
+                log.info("connected to %s", url)
+                await Connection(self, ws).serve()
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status in (401, 403):
+                log.error("the gateway refused the executor token (HTTP %d); it will not fix itself", exc.status)
+            else:
+                log.warning("WebSocket handshake with %s failed: HTTP %d", url, exc.status)
+        except (aiohttp.ClientError, OSError) as exc:
+            log.warning("cannot reach the gateway at %s: %s", url, describe_error(exc))
+
+
+def parse_args(argv: list[str] | None = None) -> AgentConfig:
+    parser = argparse.ArgumentParser(prog="python -m executors.agent", description="gemproxy headless executor")
+    parser.add_argument("--server", default=os.environ.get("GEMPROXY_SERVER"), help="gateway base URL")
+    parser.add_argument("--token", default=os.environ.get("GEMPROXY_EXECUTOR_TOKEN"), help="executor token")
+    parser.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="Gemini API base URL")
+    parser.add_argument("--upstream-key", default=os.environ.get("GEMINI_API_KEY"), help="API key for the upstream")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="most tasks at once")
+    parser.add_argument("--label", default=socket.gethostname(), help="informational name")
+    args = parser.parse_args(argv)
+    if not args.server or not args.token:
+        parser.error("--server and --token are required (or GEMPROXY_SERVER and GEMPROXY_EXECUTOR_TOKEN)")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    try:
+        executor_url(args.server)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return AgentConfig(args.server, args.token, args.upstream, args.upstream_key or None, args.concurrency, args.label)
+
+
+async def run_until_signalled(agent: Agent) -> None:
+    """Runs the agent until SIGINT or SIGTERM, then stops it cleanly."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, main.cancel)
+    try:
+        await agent.run()
+    except asyncio.CancelledError:
+        log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = parse_args(argv)
+    log.info("%s starting: %d slots, upstream %s", SOFTWARE, config.concurrency, URL(config.upstream).origin())
+    asyncio.run(run_until_signalled(Agent(config)))
+
+
+if __name__ == "__main__":
+    main()
