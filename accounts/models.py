@@ -1,28 +1,108 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from functools import cached_property
+
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
+from accounts import rejections
+from accounts.policy import KeyPolicy, build_policy, parse_networks
 from gemproxy_site import secret_tokens
 
 KEY_KIND = "gpk"
+DEFAULT_ROTATION_GRACE_SECONDS = 24 * 3600
+
+
+def validate_networks(text: str) -> None:
+    try:
+        parse_networks(text)
+    except ValueError as exc:
+        raise ValidationError(f"Not a list of CIDRs: {exc}") from exc
+
+
+def rotation_grace() -> timedelta:
+    return timedelta(seconds=getattr(settings, "GEMPROXY_ROTATION_GRACE_SECONDS", DEFAULT_ROTATION_GRACE_SECONDS))
+
+
+_LIMIT_HELP = "Empty on a key: the member's default. Empty on a default, or 0: no limit."
+
+
+class LimitFields(models.Model):
+    """The limits a key has, or a member's defaults for all their keys."""
+
+    rpm = models.PositiveIntegerField("requests per minute", null=True, blank=True, help_text=_LIMIT_HELP)
+    rpd = models.PositiveIntegerField("requests per day", null=True, blank=True, help_text=_LIMIT_HELP)
+    tpm = models.PositiveIntegerField(
+        "tokens per minute", null=True, blank=True, help_text=_LIMIT_HELP + " Tokens: prompt + candidates + thoughts."
+    )
+    tpd = models.PositiveIntegerField("tokens per day", null=True, blank=True, help_text=_LIMIT_HELP)
+    concurrency = models.PositiveIntegerField("concurrent requests", null=True, blank=True, help_text=_LIMIT_HELP)
+    allowed_models = models.TextField(
+        blank=True,
+        help_text="Glob patterns separated by commas, e.g. gemini-2.5-*, gemini-2.0-flash. "
+        "Empty on a key: the member's default. '*' or empty on a default: any model.",
+    )
+    ip_allowlist = models.TextField(
+        "IP allow-list",
+        blank=True,
+        validators=[validate_networks],
+        help_text="CIDRs separated by commas, e.g. 10.0.0.0/8, 2001:db8::/32. "
+        "Empty on a key: the member's default. Empty on a default: any address.",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class DefaultLimits(LimitFields):
+    """A member's limits for each of their keys, unless the key says otherwise."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="default_limits")
+
+    class Meta:
+        verbose_name = "default limits"
+        verbose_name_plural = "default limits"
+
+    def __str__(self) -> str:
+        return f"Default limits of {self.user}"
 
 
 class ProxyKeyQuerySet(models.QuerySet):
     def usable(self) -> ProxyKeyQuerySet:
         return self.filter(is_active=True, user__is_active=True)
 
-    def matching(self, secret: str) -> ProxyKey | None:
-        """The active key whose secret this is, compared in constant time."""
-        candidates = self.usable().select_related("user").filter(prefix=secret_tokens.prefix_of(secret))
+    def authenticate(self, secret: str) -> ProxyKey:
+        """The key whose secret this is (current, or previous within its rotation grace).
+
+        Raises a ``Rejection`` that says why otherwise: unknown, revoked, expired,
+        or owned by a disabled account. Secrets are compared in constant time.
+        """
+        if not secret:
+            raise rejections.invalid_key()
+        now = timezone.now()
+        prefix = secret_tokens.prefix_of(secret)
+        candidates = self.select_related("user", "user__default_limits").filter(
+            Q(prefix=prefix) | Q(previous_prefix=prefix, previous_valid_until__gt=now)
+        )
         for key in candidates:
-            if secret_tokens.matches(secret, key.digest):
+            if key.has_secret(secret, now):
+                key.check_usable(now)
                 return key
-        return None
+        raise rejections.invalid_key()
+
+    def matching(self, secret: str) -> ProxyKey | None:
+        """The usable key whose secret this is, or None."""
+        try:
+            return self.authenticate(secret)
+        except rejections.Rejection:
+            return None
 
 
-class ProxyKey(models.Model):
+class ProxyKey(LimitFields):
     """A member's personal key to the gateway; the secret itself is never stored."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="proxy_keys")
@@ -30,8 +110,16 @@ class ProxyKey(models.Model):
     prefix = models.CharField(max_length=secret_tokens.PREFIX_LENGTH, db_index=True, editable=False)
     digest = models.CharField(max_length=64, editable=False)
     is_active = models.BooleanField(default=True, help_text="Clear to revoke the key.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # After a rotation the old secret keeps working until previous_valid_until.
+    previous_prefix = models.CharField(
+        max_length=secret_tokens.PREFIX_LENGTH, blank=True, db_index=True, editable=False
+    )
+    previous_digest = models.CharField(max_length=64, blank=True, editable=False)
+    previous_valid_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ProxyKeyQuerySet.as_manager()
 
@@ -39,7 +127,8 @@ class ProxyKey(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.prefix}… ({self.user})"
+        label = f" {self.name}" if self.name else ""
+        return f"{self.prefix}…{label} ({self.user})"
 
     def set_new_secret(self) -> str:
         """Give the key a fresh secret and return it; it can be shown only now."""
@@ -47,6 +136,169 @@ class ProxyKey(models.Model):
         self.prefix, self.digest = issued.prefix, issued.digest
         return issued.secret
 
+    def rotate(self, grace: timedelta | None = None) -> str:
+        """A new secret, returned once; the current one keeps working for ``grace``.
+
+        Only the latest previous secret is kept: rotating twice ends the first one's grace.
+        """
+        grace = rotation_grace() if grace is None else grace
+        if grace.total_seconds() > 0:
+            self.previous_prefix, self.previous_digest = self.prefix, self.digest
+            self.previous_valid_until = timezone.now() + grace
+        else:
+            self.previous_prefix, self.previous_digest, self.previous_valid_until = "", "", None
+        secret = self.set_new_secret()
+        self.save(update_fields=["prefix", "digest", "previous_prefix", "previous_digest", "previous_valid_until"])
+        return secret
+
+    def revoke(self) -> None:
+        self.is_active = False
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["is_active", "revoked_at"])
+
+    def has_secret(self, secret: str, now: datetime) -> bool:
+        if self.prefix == secret_tokens.prefix_of(secret) and secret_tokens.matches(secret, self.digest):
+            return True
+        return bool(
+            self.previous_digest
+            and self.previous_valid_until
+            and self.previous_valid_until > now
+            and secret_tokens.matches(secret, self.previous_digest)
+        )
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    def check_usable(self, now: datetime | None = None) -> None:
+        """Raise the ``Rejection`` that says why this key may not be used now, if it may not."""
+        if not self.is_active:
+            raise rejections.revoked_key(self.prefix, self.revoked_at)
+        if not self.user.is_active:
+            raise rejections.disabled_user(self.prefix)
+        if self.is_expired(now):
+            raise rejections.expired_key(self.prefix, self.expires_at)
+
+    @property
+    def status(self) -> str:
+        if not self.is_active:
+            return "revoked"
+        if self.is_expired():
+            return "expired"
+        if self.previous_valid_until and self.previous_valid_until > timezone.now():
+            return "rotating"
+        return "active"
+
+    @property
+    def member_defaults(self) -> DefaultLimits | None:
+        try:
+            return self.user.default_limits
+        except ObjectDoesNotExist:
+            return None
+
+    @cached_property
+    def policy(self) -> KeyPolicy:
+        """Limits, models and networks in force for this key (its own over its member's defaults)."""
+        return build_policy(self, self.member_defaults)
+
     @property
     def masked(self) -> str:
         return f"{self.prefix}{'•' * 8}"
+
+
+OUTCOME_CHOICES = [
+    ("ok", "ok"),
+    ("bad_request", "bad request"),
+    ("rejected_auth", "rejected: key, model or IP"),
+    ("rejected_quota", "rejected: over a limit"),
+    ("client_cancelled", "client cancelled"),
+    ("upstream_error", "upstream error"),
+    ("executor_lost", "executor lost"),
+    ("timeout", "timeout"),
+    ("unavailable", "no executor available"),
+]
+
+
+def _soft_link(model: str) -> models.ForeignKey:
+    # Usage outlives keys and members, and the batch writer must never fail on
+    # a row deleted in the meantime: no database constraint, nothing cascades.
+    return models.ForeignKey(
+        model, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+
+
+class UsageRecord(models.Model):
+    """One call through the gateway, accepted or not. Written in batches by ``accounts.usage``."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    user = _soft_link(settings.AUTH_USER_MODEL)
+    key = _soft_link("accounts.ProxyKey")
+    model = models.CharField(max_length=200, blank=True)
+    method = models.CharField(max_length=64, blank=True)
+    streamed = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField(default=0)
+    outcome = models.CharField(max_length=20, choices=OUTCOME_CHOICES)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    candidates_tokens = models.PositiveIntegerField(default=0)
+    thoughts_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    request_bytes = models.PositiveBigIntegerField(default=0)
+    response_bytes = models.PositiveBigIntegerField(default=0)
+    executor_account = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttfb_ms = models.PositiveIntegerField(null=True, blank=True)
+    client_ip = models.CharField(max_length=45, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["created_at"], name="usage_created"),
+            models.Index(fields=["user", "-created_at"], name="usage_user_created"),
+            models.Index(fields=["key", "-created_at"], name="usage_key_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.model or self.method} {self.outcome}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens
+
+
+class UsageDaily(models.Model):
+    """Usage summed per day, member, key, model and outcome: what the usage pages read.
+
+    The batch writer adds to it as it writes records; ``rollup_usage`` rebuilds
+    days from the records. Rows for one group may be split in two by a race
+    between processes; every reader sums, so that is harmless.
+    """
+
+    day = models.DateField()
+    user = _soft_link(settings.AUTH_USER_MODEL)
+    key = _soft_link("accounts.ProxyKey")
+    model = models.CharField(max_length=200, blank=True)
+    outcome = models.CharField(max_length=20, choices=OUTCOME_CHOICES)
+    requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    candidates_tokens = models.PositiveBigIntegerField(default=0)
+    thoughts_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    request_bytes = models.PositiveBigIntegerField(default=0)
+    response_bytes = models.PositiveBigIntegerField(default=0)
+    latency_ms = models.PositiveBigIntegerField(default=0, help_text="Sum over the requests.")
+
+    class Meta:
+        verbose_name = "usage dashboard"
+        verbose_name_plural = "usage dashboard"
+        indexes = [
+            models.Index(fields=["day"], name="usage_daily_day"),
+            models.Index(fields=["user", "day"], name="usage_daily_user_day"),
+            models.Index(fields=["day", "user", "key", "model", "outcome"], name="usage_daily_group"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model} {self.outcome}: {self.requests}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens

@@ -1,0 +1,107 @@
+"""Fixtures shared by the suite: real Redis, members and their keys, the usage writer.
+
+Redis is a real component here. When it is missing, tests that need it are
+skipped on a developer's machine and fail under CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+TEST_REDIS_URL = os.environ.get("GEMPROXY_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def missing_component(message: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis, or a skip (a failure under CI)."""
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        missing_component(f"Redis is not reachable at {TEST_REDIS_URL}: {exc}")
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix of this test alone; its keys are deleted afterwards."""
+    prefix = f"gemproxy-test:{RUN_ID}:{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(params=["in_process", "redis"])
+def counter_backend(request: pytest.FixtureRequest, settings) -> str:
+    """Runs a test once with the embedded counters and once with the Redis ones."""
+    if request.param == "redis":
+        prefix = request.getfixturevalue("redis_prefix")
+        settings.REDIS_URL = TEST_REDIS_URL
+        settings.REDIS_PREFIX = prefix
+        settings.GEMPROXY_COUNTERS = "accounts.counters.in_redis.RedisCounters"
+    else:
+        settings.GEMPROXY_COUNTERS = "accounts.counters.in_process.InProcessCounters"
+    return request.param
+
+
+@pytest.fixture
+def member(django_user_model):
+    return django_user_model.objects.create_user(username="ada", password="pw-ada-123", email="ada@example.com")
+
+
+@pytest.fixture
+def other_member(django_user_model):
+    return django_user_model.objects.create_user(username="bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser(username="root", password="pw-root-123")
+
+
+@pytest.fixture
+def make_key(member) -> Callable:
+    """``make_key(rpm=10, ...)`` -> (ProxyKey, secret), saved, its policy already computed.
+
+    Computing the policy here keeps the database out of async tests that only admit.
+    """
+    from accounts.models import ProxyKey
+
+    def make(user=None, **fields):
+        key = ProxyKey(user=user or member, **fields)
+        secret = key.set_new_secret()
+        key.save()
+        key = ProxyKey.objects.select_related("user", "user__default_limits").get(pk=key.pk)
+        key.policy  # noqa: B018
+        return key, secret
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def usage_written_on_flush(settings) -> Iterator[None]:
+    """Usage records are written only when a test calls ``accounts.usage.flush()``.
+
+    A background writer would use its own database connection, outside the
+    test's transaction.
+    """
+    from accounts import usage
+
+    settings.GEMPROXY_USAGE_FLUSH_SECONDS = 0
+    usage.discard_pending()
+    yield
+    usage.discard_pending()
