@@ -48,11 +48,20 @@ def gateway(deployment: Deployment, executor_token: str, upstream: ThreadedUpstr
     return gateway
 
 
+# A genai.Client closes its HTTP client when garbage-collected, so a client
+# made inline for one call must outlive the expression: keep them here.
+_clients: dict[tuple[str, str, str | None], genai.Client] = {}
+
+
 def sdk_client(gateway: Gateway, key: str, api_version: str | None = None) -> genai.Client:
+    """The official SDK pointed at ``gateway``, as a member would configure it."""
     http_options: dict = {"base_url": gateway.url}
     if api_version:
         http_options["api_version"] = api_version
-    return genai.Client(api_key=key, http_options=http_options)
+    cache_key = (gateway.url, key, api_version)
+    if cache_key not in _clients:
+        _clients[cache_key] = genai.Client(api_key=key, http_options=http_options)
+    return _clients[cache_key]
 
 
 TEST_POSTGRES_URL = os.environ.get("GEMPROXY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
