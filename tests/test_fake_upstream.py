@@ -29,13 +29,13 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-def client(fake: FakeUpstream) -> genai.Client:
+def sdk(fake: FakeUpstream) -> genai.Client:
     """The SDK with its default API version (v1)."""
     return genai.Client(api_key="sdk-key", http_options={"base_url": fake.url})
 
 
 @pytest.fixture
-def beta_client(fake: FakeUpstream) -> genai.Client:
+def beta_sdk(fake: FakeUpstream) -> genai.Client:
     return genai.Client(api_key="sdk-key", http_options={"base_url": fake.url, "api_version": "v1beta"})
 
 
@@ -45,8 +45,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def test_generate_content_answers_the_sdk_with_text_usage_and_model_version(client, fake):
-    response = await client.aio.models.generate_content(model=MODEL, contents="hello there")
+async def test_generate_content_answers_the_sdk_with_text_usage_and_model_version(sdk, fake):
+    response = await sdk.aio.models.generate_content(model=MODEL, contents="hello there")
 
     assert response.text == "echo: hello there"
     assert response.candidates[0].finish_reason == types.FinishReason.STOP
@@ -59,15 +59,15 @@ async def test_generate_content_answers_the_sdk_with_text_usage_and_model_versio
     assert fake.requests[-1].api_key == "sdk-key"
 
 
-async def test_v1beta_is_served_like_v1(beta_client, fake):
-    response = await beta_client.aio.models.generate_content(model=MODEL, contents="beta")
+async def test_v1beta_is_served_like_v1(beta_sdk, fake):
+    response = await beta_sdk.aio.models.generate_content(model=MODEL, contents="beta")
 
     assert response.text == "echo: beta"
     assert fake.requests[-1].path == f"/v1beta/models/{MODEL}:generateContent"
 
 
-async def test_sse_stream_reaches_the_sdk_chunk_by_chunk_while_the_fake_holds(beta_client, fake):
-    stream = await beta_client.aio.models.generate_content_stream(model=MODEL, contents="one two three #hold")
+async def test_sse_stream_reaches_the_sdk_chunk_by_chunk_while_the_fake_holds(beta_sdk, fake):
+    stream = await beta_sdk.aio.models.generate_content_stream(model=MODEL, contents="one two three #hold")
 
     first = await asyncio.wait_for(anext(stream), timeout=5)
     assert fake.stream_held.is_set(), "the first chunk arrived before the fake reached #hold"
@@ -112,8 +112,8 @@ async def test_stream_without_alt_is_one_json_array_written_element_by_element(f
     assert "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in elements) == "echo: array please #hold"
 
 
-async def test_count_tokens_accepts_contents_and_generate_content_request(client, fake, http):
-    counted = await client.aio.models.count_tokens(model=MODEL, contents="count these words")
+async def test_count_tokens_accepts_contents_and_generate_content_request(sdk, fake, http):
+    counted = await sdk.aio.models.count_tokens(model=MODEL, contents="count these words")
     wrapped = {"generateContentRequest": {"model": f"models/{MODEL}", "contents": fake.requests[-1].json["contents"]}}
     async with http.post(f"{fake.url}/v1/models/{MODEL}:countTokens", json=wrapped) as response:
         answer = await response.json()
@@ -123,8 +123,8 @@ async def test_count_tokens_accepts_contents_and_generate_content_request(client
     assert answer["promptTokensDetails"][0]["modality"] == "TEXT"
 
 
-async def test_embed_uses_batch_embed_contents_and_honours_output_dimensionality(client, fake):
-    result = await client.aio.models.embed_content(
+async def test_embed_uses_batch_embed_contents_and_honours_output_dimensionality(sdk, fake):
+    result = await sdk.aio.models.embed_content(
         model="gemini-embedding-001", contents=["first", "second"], config={"output_dimensionality": 8}
     )
 
@@ -133,9 +133,9 @@ async def test_embed_uses_batch_embed_contents_and_honours_output_dimensionality
     assert fake.requests[-1].path.endswith("/gemini-embedding-001:batchEmbedContents")
 
 
-async def test_models_list_pages_through_every_model_and_get_finds_one(client, fake):
-    names = [model.name async for model in await client.aio.models.list(config={"page_size": 2})]
-    pro = await client.aio.models.get(model="gemini-2.5-pro")
+async def test_models_list_pages_through_every_model_and_get_finds_one(sdk, fake):
+    names = [model.name async for model in await sdk.aio.models.list(config={"page_size": 2})]
+    pro = await sdk.aio.models.get(model="gemini-2.5-pro")
 
     assert {"models/gemini-2.5-flash", "models/gemini-2.5-pro", "models/text-embedding-004"} <= set(names)
     assert len([r for r in fake.requests if r.path == "/v1/models"]) > 1, "the SDK followed nextPageToken"
@@ -143,17 +143,17 @@ async def test_models_list_pages_through_every_model_and_get_finds_one(client, f
     assert pro.input_token_limit and pro.output_token_limit and pro.thinking
 
 
-async def test_unknown_model_is_a_google_not_found(client):
+async def test_unknown_model_is_a_google_not_found(sdk):
     with pytest.raises(errors.ClientError) as raised:
-        await client.aio.models.generate_content(model="gemini-0-nope", contents="hi")
+        await sdk.aio.models.generate_content(model="gemini-0-nope", contents="hi")
 
     assert raised.value.code == 404
     assert raised.value.status == "NOT_FOUND"
 
 
-async def test_error_429_directive_raises_client_error_with_retry_info(client):
+async def test_error_429_directive_raises_client_error_with_retry_info(sdk):
     with pytest.raises(errors.ClientError) as raised:
-        await client.aio.models.generate_content(model=MODEL, contents="too much #error=429")
+        await sdk.aio.models.generate_content(model=MODEL, contents="too much #error=429")
 
     assert raised.value.code == 429
     assert raised.value.status == "RESOURCE_EXHAUSTED"
@@ -161,18 +161,18 @@ async def test_error_429_directive_raises_client_error_with_retry_info(client):
     assert "type.googleapis.com/google.rpc.RetryInfo" in detail_types
 
 
-async def test_error_503_directive_raises_server_error(client):
+async def test_error_503_directive_raises_server_error(sdk):
     with pytest.raises(errors.ServerError) as raised:
-        await client.aio.models.generate_content(model=MODEL, contents="busy #error=503")
+        await sdk.aio.models.generate_content(model=MODEL, contents="busy #error=503")
 
     assert raised.value.code == 503
     assert raised.value.status == "UNAVAILABLE"
 
 
-async def test_midstream_error_is_raised_by_the_sdk_after_the_first_chunk(beta_client):
+async def test_midstream_error_is_raised_by_the_sdk_after_the_first_chunk(beta_sdk):
     received = []
     with pytest.raises(errors.ServerError) as raised:
-        async for chunk in await beta_client.aio.models.generate_content_stream(
+        async for chunk in await beta_sdk.aio.models.generate_content_stream(
             model=MODEL, contents="fail later #midstream-error"
         ):
             received.append(chunk.text)
@@ -187,9 +187,9 @@ async def test_malformed_json_is_400_invalid_argument(fake, http):
         assert (await response.json())["error"]["status"] == "INVALID_ARGUMENT"
 
 
-async def test_five_mib_inline_image_round_trips_intact(client):
+async def test_five_mib_inline_image_round_trips_intact(sdk):
     image = os.urandom(5 * 1024 * 1024)
-    response = await client.aio.models.generate_content(
+    response = await sdk.aio.models.generate_content(
         model=MODEL, contents=[types.Part.from_bytes(data=image, mime_type="image/png"), "describe"]
     )
 
@@ -206,16 +206,16 @@ async def test_snake_case_fields_and_unpadded_standard_base64_are_accepted(fake,
     assert f"[inline image/jpeg {len(data)} bytes sha256={hashlib.sha256(data).hexdigest()}]" in text
 
 
-async def test_thought_signature_comes_back_on_a_response_part(client):
+async def test_thought_signature_comes_back_on_a_response_part(sdk):
     signature = b"\x00opaque-signature\xff"
     turn = types.Content(role="user", parts=[types.Part(text="keep this", thought_signature=signature)])
-    response = await client.aio.models.generate_content(model=MODEL, contents=[turn])
+    response = await sdk.aio.models.generate_content(model=MODEL, contents=[turn])
 
     assert signature in [p.thought_signature for p in response.candidates[0].content.parts]
 
 
-async def test_think_directive_adds_a_thought_part_and_thoughts_token_count(client):
-    response = await client.aio.models.generate_content(model=MODEL, contents="ponder #think")
+async def test_think_directive_adds_a_thought_part_and_thoughts_token_count(sdk):
+    response = await sdk.aio.models.generate_content(model=MODEL, contents="ponder #think")
 
     parts = response.candidates[0].content.parts
     assert parts[0].thought is True

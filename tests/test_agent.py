@@ -1,0 +1,494 @@
+"""The headless executor (executors/agent.py) against a stand-in gateway and the fake upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import string
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+
+from executors import protocol
+from executors.agent import SOFTWARE, Agent, AgentConfig, backoff_delay, executor_url
+from tests.fake_upstream import FakeUpstream
+
+TOKEN = "gpe_test-executor-token"
+AGENT_KEY = "agent-upstream-key"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DAPHNE_MAX_MESSAGE = 1024 * 1024
+STREAM_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+GENERATE_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+class ExecutorLink:
+    """The gateway's end of one executor connection, as a test sees it."""
+
+    def __init__(self, ws: web.WebSocketResponse):
+        self.ws = ws
+        self.hello: dict[str, Any] = {}
+        self.control: asyncio.Queue[dict] = asyncio.Queue()  # frames without an id: hello, pong
+        self.by_id: defaultdict[str, asyncio.Queue[dict]] = defaultdict(asyncio.Queue)
+        self.largest_frame = 0
+        self.closed = asyncio.Event()
+
+    async def send(self, frame: dict) -> None:
+        await self.ws.send_str(protocol.dumps(frame))
+
+    async def next_for(self, task_id: str, within: float = 5) -> dict:
+        return await asyncio.wait_for(self.by_id[task_id].get(), within)
+
+    async def next_control(self, within: float = 5) -> dict:
+        return await asyncio.wait_for(self.control.get(), within)
+
+    def received(self, text: str) -> None:
+        self.largest_frame = max(self.largest_frame, len(text))
+        frame = protocol.loads(text)
+        if "id" in frame:
+            self.by_id[frame["id"]].put_nowait(frame)
+        else:
+            self.control.put_nowait(frame)
+
+
+class FakeGateway:
+    """Plays the gateway: checks the Bearer token, welcomes each executor, and hands the link to the test."""
+
+    def __init__(self, heartbeat_interval: float = 15, heartbeat_timeout: float = 60):
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.links: asyncio.Queue[ExecutorLink] = asyncio.Queue()
+        self.refused = asyncio.Queue[str]()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get(protocol.WEBSOCKET_PATH, self._executor_socket)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def next_link(self, within: float = 5) -> ExecutorLink:
+        return await asyncio.wait_for(self.links.get(), within)
+
+    async def _executor_socket(self, request: web.Request) -> web.WebSocketResponse:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self.refused.put_nowait(request.headers.get("Authorization", ""))
+            raise web.HTTPForbidden()
+        # Daphne closes a socket whose incoming message exceeds 1 MiB; so does this stand-in.
+        ws = web.WebSocketResponse(max_msg_size=DAPHNE_MAX_MESSAGE)
+        await ws.prepare(request)
+        link = ExecutorLink(ws)
+        try:
+            first = await ws.receive(timeout=5)
+            link.hello = protocol.loads(first.data)
+            await link.send(
+                {
+                    "type": "welcome",
+                    "protocol": 1,
+                    "executor_id": link.hello["executor_id"],
+                    "account": "test-account",
+                    "heartbeat_interval": self.heartbeat_interval,
+                    "heartbeat_timeout": self.heartbeat_timeout,
+                }
+            )
+            self.links.put_nowait(link)
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    link.received(message.data)
+        finally:
+            link.closed.set()
+        return ws
+
+
+@dataclass
+class Relayed:
+    """A task's answer as the agent relayed it."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytearray = field(default_factory=bytearray)
+    body_frames: list[dict] = field(default_factory=list)
+    end: dict | None = None
+    error: dict | None = None
+
+
+async def send_task(
+    link: ExecutorLink,
+    body: bytes = b"",
+    *,
+    path: str = GENERATE_PATH,
+    query: str = "",
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+) -> str:
+    task_id = uuid.uuid4().hex
+    pieces = protocol.split_body(body)
+    await link.send(
+        {
+            "type": "request",
+            "id": task_id,
+            "method": method,
+            "path": path,
+            "query": query,
+            "headers": headers if headers is not None else {"content-type": "application/json"},
+            "body_chunks": len(pieces),
+        }
+    )
+    for seq, piece in enumerate(pieces):
+        await link.send({"type": "request_body", "id": task_id, "seq": seq, "data": protocol.encode_body(piece)})
+    return task_id
+
+
+async def collect(link: ExecutorLink, task_id: str, relayed: Relayed | None = None) -> Relayed:
+    """Reads the task's frames up to response_end or error (after its ack)."""
+    relayed = relayed or Relayed()
+    while relayed.end is None and relayed.error is None:
+        frame = await link.next_for(task_id)
+        if frame["type"] == "response_start":
+            relayed.status, relayed.headers = frame["status"], frame["headers"]
+        elif frame["type"] == "response_body":
+            relayed.body_frames.append(frame)
+            relayed.body += protocol.decode_body(frame["data"])
+        elif frame["type"] == "response_end":
+            relayed.end = frame
+        elif frame["type"] == "error":
+            relayed.error = frame
+    return relayed
+
+
+def generate_body(text: str) -> bytes:
+    return json.dumps({"contents": [{"role": "user", "parts": [{"text": text}]}]}).encode()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[FakeGateway]:
+    stand_in = FakeGateway()
+    await stand_in.start()
+    yield stand_in
+    await stand_in.stop()
+
+
+@pytest.fixture
+async def start_agent(gateway: FakeGateway, fake: FakeUpstream) -> AsyncIterator[Callable[..., Awaitable[Agent]]]:
+    runners: list[asyncio.Task] = []
+
+    async def start(**overrides: Any) -> Agent:
+        config = AgentConfig(
+            server=gateway.url, token=TOKEN, upstream=fake.url, upstream_key=AGENT_KEY, concurrency=4, label="test"
+        )
+        agent = Agent(replace(config, **overrides))
+        runners.append(asyncio.create_task(agent.run()))
+        return agent
+
+    yield start
+    for runner in runners:
+        runner.cancel()
+    await asyncio.gather(*runners, return_exceptions=True)
+
+
+@pytest.fixture
+async def link(start_agent, gateway) -> ExecutorLink:
+    await start_agent()
+    return await gateway.next_link()
+
+
+async def test_hello_names_protocol_executor_id_software_and_max_concurrency(start_agent, gateway):
+    agent = await start_agent(concurrency=3, label="build-box")
+    hello = (await gateway.next_link()).hello
+
+    assert hello["type"] == "hello"
+    assert hello["protocol"] == protocol.PROTOCOL_VERSION
+    assert uuid.UUID(hello["executor_id"]).version == 4
+    assert hello["executor_id"] == agent.executor_id
+    assert hello["software"] == SOFTWARE and SOFTWARE.startswith("gemproxy-agent/")
+    assert hello["max_concurrency"] == 3
+    assert hello["label"] == "build-box"
+
+
+async def test_ping_is_answered_with_pong_carrying_the_nonce(link):
+    await link.send({"type": "ping", "nonce": "n-17"})
+
+    assert await link.next_control() == {"type": "pong", "nonce": "n-17"}
+
+
+async def test_task_is_acked_and_the_stream_relayed_piece_by_piece_exactly_as_upstream_sent_it(link, fake):
+    task_id = await send_task(link, generate_body("stream me #hold #chunks=4"), path=STREAM_PATH, query="alt=sse")
+
+    assert (await link.next_for(task_id))["type"] == "ack"
+    relayed = Relayed()
+    start = await link.next_for(task_id)
+    relayed.status, relayed.headers = start["status"], start["headers"]
+    first_piece = await link.next_for(task_id)
+    assert first_piece["type"] == "response_body"
+    assert fake.stream_held.is_set(), "the first piece was relayed while upstream was still holding"
+    relayed.body_frames.append(first_piece)
+    relayed.body += protocol.decode_body(first_piece["data"])
+    fake.release()
+    await collect(link, task_id, relayed)
+
+    assert relayed.status == 200
+    assert relayed.headers["content-type"].startswith("text/event-stream")
+    assert bytes(relayed.body) == bytes(fake.requests[-1].response_body)
+    assert relayed.body.count(b"data: ") == 4
+    assert [f["seq"] for f in relayed.body_frames] == list(range(len(relayed.body_frames)))
+    assert relayed.end == {"type": "response_end", "id": task_id, "chunks": len(relayed.body_frames)}
+
+
+async def test_large_request_body_arrives_intact_and_every_frame_stays_under_1_mib(link, fake):
+    text = "".join(random.choices(string.ascii_letters + " ", k=3 * 1024 * 1024))
+    body = generate_body(text)
+    task_id = await send_task(link, body)
+    await link.next_for(task_id)  # ack
+    relayed = await collect(link, task_id)
+
+    assert fake.requests[-1].body == body
+    assert relayed.status == 200
+    assert bytes(relayed.body) == bytes(fake.requests[-1].response_body)
+    assert len(relayed.body) > 3 * 1024 * 1024
+    assert all(len(protocol.decode_body(f["data"])) <= protocol.BODY_CHUNK_BYTES for f in relayed.body_frames)
+    assert link.largest_frame < DAPHNE_MAX_MESSAGE
+
+
+async def test_decoded_body_is_relayed_without_content_encoding_or_length(link, fake):
+    # The fake gzips answers over 1 KiB when the caller accepts gzip; aiohttp undoes it.
+    task_id = await send_task(link, generate_body("z" * 4096))
+    relayed = await collect(link, task_id)
+
+    assert json.loads(relayed.body)["candidates"][0]["content"]["parts"][0]["text"] == "echo: " + "z" * 4096
+    assert "content-encoding" not in relayed.headers
+    assert "content-length" not in relayed.headers
+
+
+async def test_cancel_closes_the_upstream_stream_within_a_second_and_frees_the_slot(start_agent, gateway, fake):
+    await start_agent(concurrency=1)
+    link = await gateway.next_link()
+    task_id = await send_task(link, generate_body("cancel me #hold"), path=STREAM_PATH, query="alt=sse")
+    while (await link.next_for(task_id))["type"] != "response_body":
+        pass
+
+    await link.send({"type": "cancel", "id": task_id})
+    await asyncio.wait_for(fake.stream_aborted.wait(), timeout=1)
+
+    await link.send({"type": "ping", "nonce": "after-cancel"})
+    assert (await link.next_control())["type"] == "pong"
+    assert link.by_id[task_id].empty(), "nothing more is sent for a cancelled task"
+    follow_up = await send_task(link, generate_body("next"))
+    assert (await collect(link, follow_up)).status == 200
+
+
+async def test_unreachable_upstream_gives_an_upstream_unreachable_error(start_agent, gateway):
+    await start_agent(upstream=f"http://127.0.0.1:{closed_port()}")
+    link = await gateway.next_link()
+    task_id = await send_task(link, generate_body("anyone there?"))
+    relayed = await collect(link, task_id)
+
+    assert relayed.status is None
+    assert relayed.error["code"] == "upstream_unreachable"
+
+
+async def test_upstream_failing_mid_body_ends_the_attempt_with_an_error(link):
+    task_id = await send_task(link, generate_body("break #midstream-drop"), path=STREAM_PATH, query="alt=sse")
+    relayed = await collect(link, task_id)
+
+    assert relayed.status == 200
+    assert relayed.body.startswith(b"data: ")
+    assert relayed.end is None
+    assert relayed.error["code"] == "upstream_unreachable"
+
+
+async def test_upstream_error_status_is_relayed_as_an_ordinary_response(link):
+    task_id = await send_task(link, generate_body("slow down #error=429"))
+    relayed = await collect(link, task_id)
+
+    assert relayed.error is None
+    assert relayed.status == 429
+    assert json.loads(relayed.body)["error"]["status"] == "RESOURCE_EXHAUSTED"
+
+
+async def test_agent_never_runs_more_than_max_concurrency_tasks(start_agent, gateway, fake):
+    await start_agent(concurrency=2)
+    link = await gateway.next_link()
+    task_ids = [
+        await send_task(link, generate_body(f"hold {n} #hold"), path=STREAM_PATH, query="alt=sse") for n in range(5)
+    ]
+    for task_id in task_ids:
+        assert (await link.next_for(task_id))["type"] == "ack", "every task is acked at once, even queued ones"
+    await asyncio.wait_for(fake.stream_held.wait(), timeout=5)
+
+    done = [asyncio.create_task(collect(link, task_id)) for task_id in task_ids]
+    while not all(task.done() for task in done):
+        fake.release()
+        await asyncio.wait(done, timeout=0.05)
+
+    assert [task.result().status for task in done] == [200] * 5
+    assert fake.peak_in_flight == 2
+
+
+async def test_agent_reconnects_with_the_same_executor_id_after_the_gateway_closes(start_agent, gateway):
+    agent = await start_agent()
+    first = await gateway.next_link()
+    await first.ws.close()
+    second = await gateway.next_link()
+
+    assert second.hello["executor_id"] == first.hello["executor_id"] == agent.executor_id
+    await second.send({"type": "ping", "nonce": "again"})
+    assert (await second.next_control())["nonce"] == "again"
+
+
+async def test_silent_gateway_connection_is_treated_as_dead_and_replaced(start_agent, gateway):
+    gateway.heartbeat_interval, gateway.heartbeat_timeout = 0.2, 0.2
+    await start_agent()
+    first = await gateway.next_link()
+
+    second = await gateway.next_link(within=3)
+
+    assert first.closed.is_set()
+    assert second.hello["executor_id"] == first.hello["executor_id"]
+
+
+async def test_refused_token_is_retried_with_backoff(start_agent, gateway):
+    await start_agent(token="gpe_wrong")
+
+    first = await asyncio.wait_for(gateway.refused.get(), timeout=3)
+    second = await asyncio.wait_for(gateway.refused.get(), timeout=3)
+
+    assert first == second == "Bearer gpe_wrong"
+    assert gateway.links.empty()
+
+
+async def test_client_headers_reach_upstream_but_the_key_is_the_agents_own(link, fake):
+    client_headers = {
+        "content-type": "application/json",
+        "x-goog-api-client": "google-genai-sdk/9.9.9 gl-python/3.11",
+        "user-agent": "test-client/1.0",
+        "x-goog-api-key": "must-not-reach-upstream",
+    }
+    task_id = await send_task(link, generate_body("headers"), path=STREAM_PATH, query="alt=sse", headers=client_headers)
+    await collect(link, task_id)
+
+    seen = fake.requests[-1]
+    assert seen.query == "alt=sse"
+    assert seen.headers["x-goog-api-client"] == client_headers["x-goog-api-client"]
+    assert seen.headers["user-agent"] == "test-client/1.0"
+    assert seen.api_key == AGENT_KEY
+    assert "authorization" not in seen.headers and "cookie" not in seen.headers
+
+
+async def test_frames_about_unknown_ids_are_dropped_silently(link):
+    await link.send({"type": "request_body", "id": "nobody", "seq": 0, "data": "AAAA"})
+    await link.send({"type": "cancel", "id": "nobody"})
+    await link.send({"type": "something_new", "id": "nobody"})
+    await link.send({"type": "ping", "nonce": "still-here"})
+
+    assert (await link.next_control())["nonce"] == "still-here"
+    assert link.by_id["nobody"].empty()
+    assert not link.closed.is_set()
+
+
+async def test_body_piece_out_of_order_fails_the_task_as_bad_task(link):
+    request = {"type": "request", "id": "t1", "method": "POST", "path": GENERATE_PATH, "query": "", "headers": {}}
+    await link.send({**request, "body_chunks": 2})
+    await link.send({"type": "request_body", "id": "t1", "seq": 1, "data": "AAAA"})
+
+    assert (await link.next_for("t1"))["type"] == "ack"
+    error = await link.next_for("t1")
+    assert (error["type"], error["code"]) == ("error", "bad_task")
+
+
+async def test_each_task_logs_one_line_without_query_token_or_keys(link, caplog):
+    caplog.set_level(logging.INFO, logger="gemproxy.agent")
+    task_id = await send_task(
+        link, generate_body("log me"), path=STREAM_PATH, query="alt=sse&key=query-secret",
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    await collect(link, task_id)
+    await asyncio.sleep(0)  # the runner logs in its finally, after response_end
+
+    task_lines = [r.getMessage() for r in caplog.records if STREAM_PATH in r.getMessage()]
+    assert len(task_lines) == 1
+    assert task_lines[0].startswith(f"POST {STREAM_PATH} 200 ")
+    assert not any(secret in caplog.text for secret in (TOKEN, AGENT_KEY, "query-secret"))
+
+
+async def test_agent_process_reads_its_environment_and_exits_cleanly_on_sigterm(gateway, fake):
+    env = {
+        **os.environ,
+        "GEMPROXY_SERVER": gateway.url,
+        "GEMPROXY_EXECUTOR_TOKEN": TOKEN,
+        "GEMINI_API_KEY": AGENT_KEY,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "executors.agent", "--upstream", fake.url, "--concurrency", "2",
+        cwd=REPO_ROOT, env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        link = await gateway.next_link(within=10)
+        assert link.hello["max_concurrency"] == 2
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    logs = (await process.stderr.read()).decode()
+
+    assert process.returncode == 0, logs
+    assert TOKEN not in logs and AGENT_KEY not in logs
+
+
+async def test_agent_module_does_not_import_django():
+    check = "import sys, executors.agent; sys.exit(1 if 'django' in sys.modules else 0)"
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", check, cwd=REPO_ROOT)
+
+    assert await process.wait() == 0
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("http://gw.example:8000", "ws://gw.example:8000/ws/executor"),
+        ("https://gw.example/", "wss://gw.example/ws/executor"),
+        ("https://gw.example/proxy", "wss://gw.example/proxy/ws/executor"),
+        ("wss://gw.example/ws/executor", "wss://gw.example/ws/executor"),
+    ],
+)
+def test_server_url_becomes_the_executor_websocket_url(server, expected):
+    assert executor_url(server) == expected
+
+
+def test_backoff_is_full_jitter_capped_at_thirty_seconds():
+    assert all(0 <= backoff_delay(0) <= 0.5 for _ in range(100))
+    assert all(0 <= backoff_delay(3) <= 4 for _ in range(100))
+    assert max(backoff_delay(50) for _ in range(200)) <= 30
+    assert max(backoff_delay(50) for _ in range(200)) > 4
