@@ -116,12 +116,19 @@ def model_not_allowed(prefix: str, model: str, patterns: tuple[str, ...]) -> Rej
 
 
 def over_limit(
-    *, prefix: str, limit_id: str, description: str, size: int, reset_at: datetime | None, retry_after: int
+    *,
+    prefix: str,
+    limit_id: str,
+    description: str,
+    size: int,
+    reset_at: datetime | None,
+    retry_after: int,
+    detail: str = "",
 ) -> Rejection:
     """A 429 naming the limit, its size and when it resets, with Google's QuotaFailure and RetryInfo."""
     resets = f" It resets at {_when(reset_at)} (in {retry_after} s)." if reset_at else f" Retry in {retry_after} s."
     return Rejection(
-        f"Quota exceeded for API key {prefix}…: {description}, limit {size}.{resets}",
+        f"Quota exceeded for API key {prefix}…: {description}, limit {size}{detail}.{resets}",
         http_status=429,
         status="RESOURCE_EXHAUSTED",
         reason="rejected_quota",

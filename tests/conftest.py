@@ -58,6 +58,12 @@ def counter_backend(request: pytest.FixtureRequest, settings) -> str:
     return request.param
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """PBKDF2 costs a third of a second per user; tests do not need it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def member(django_user_model):
     return django_user_model.objects.create_user(username="ada", password="pw-ada-123", email="ada@example.com")
@@ -88,6 +94,24 @@ def make_key(member) -> Callable:
         key = ProxyKey.objects.select_related("user", "user__default_limits").get(pk=key.pk)
         key.policy  # noqa: B018
         return key, secret
+
+    return make
+
+
+@pytest.fixture
+def amake_key(make_key) -> Callable:
+    """``await amake_key(rpm=10)``: ``make_key`` for async tests (which need ``django_db(transaction=True)``)."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    def make_in_thread(user, **fields):
+        try:
+            return make_key(user, **fields)
+        finally:
+            connections.close_all()  # this worker thread's own; PostgreSQL cannot drop a database in use
+
+    async def make(user=None, **fields):
+        return await sync_to_async(make_in_thread)(user, **fields)
 
     return make
 
