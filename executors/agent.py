@@ -183,6 +183,8 @@ class Connection:
         except ValueError:
             log.warning("ignoring a frame that is not a JSON object with a type")
             return
+        if not isinstance(frame.get("id", ""), str):
+            return  # no task has such an id
         handler = {
             "welcome": self._on_welcome,
             "ping": self._on_ping,
@@ -218,7 +220,7 @@ class Connection:
             self._start(task)
 
     async def _on_request_body(self, frame: dict[str, Any]) -> None:
-        task = self.tasks.get(frame.get("id"))  # type: ignore[arg-type]
+        task = self.tasks.get(frame.get("id", ""))
         if task is None or task.runner is not None:
             return
         try:
@@ -233,7 +235,7 @@ class Connection:
             self._start(task)
 
     async def _on_cancel(self, frame: dict[str, Any]) -> None:
-        task = self.tasks.pop(frame.get("id"), None)  # type: ignore[arg-type]
+        task = self.tasks.pop(frame.get("id", ""), None)
         if task is not None and task.runner is not None:
             # Cancelling the runner closes its upstream connection and frees its slot.
             task.runner.cancel()
@@ -387,6 +389,9 @@ class Agent:
                 log.warning("WebSocket handshake with %s failed: HTTP %d", url, exc.status)
         except (aiohttp.ClientError, OSError) as exc:
             log.warning("cannot reach the gateway at %s: %s", url, describe_error(exc))
+        except Exception:
+            # A bug or a frame we did not foresee must cost a reconnect, never the process.
+            log.exception("the connection to the gateway failed unexpectedly")
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:

@@ -417,6 +417,16 @@ async def test_frames_about_unknown_ids_are_dropped_silently(link):
     assert not link.closed.is_set()
 
 
+async def test_frames_that_are_not_json_objects_are_ignored(link):
+    await link.ws.send_str("not json")
+    await link.ws.send_str('["a list"]')
+    await link.send({"type": "cancel", "id": ["not", "a", "string"]})
+    await link.send({"type": "ping", "nonce": "survived"})
+
+    assert (await link.next_control())["nonce"] == "survived"
+    assert not link.closed.is_set()
+
+
 async def test_body_piece_out_of_order_fails_the_task_as_bad_task(link):
     request = {"type": "request", "id": "t1", "method": "POST", "path": GENERATE_PATH, "query": "", "headers": {}}
     await link.send({**request, "body_chunks": 2})
