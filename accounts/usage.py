@@ -1,11 +1,27 @@
-"""One usage record per call, accepted or not, written off the request path."""
+"""One usage record per call, accepted or not, written off the request path.
+
+``record`` only puts the event on a queue. A daemon thread writes the queue
+every ``GEMPROXY_USAGE_FLUSH_SECONDS`` (or as soon as a batch is full) with one
+``bulk_create`` and adds the batch to the daily rollup in the same
+transaction. At a clean exit the rest of the queue is written (atexit).
+``flush`` writes everything queued so far from the calling thread; tests use
+it, with the thread disabled (``GEMPROXY_USAGE_FLUSH_SECONDS = 0``).
+"""
 
 from __future__ import annotations
 
+import atexit
+import logging
+import queue
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 OUTCOMES = (
     "ok",
@@ -18,6 +34,10 @@ OUTCOMES = (
     "timeout",
     "unavailable",
 )
+
+BATCH_SIZE = 500
+# Events kept for a retry while the database is unreachable; beyond this the oldest are dropped.
+MAX_HELD_BACK = 100_000
 
 
 @dataclass
@@ -47,5 +67,139 @@ class UsageEvent:
         return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens
 
 
+class UsageWriter:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[UsageEvent] = queue.SimpleQueue()
+        self._held_back: list[UsageEvent] = []  # a batch the database refused, retried next time
+        self._write_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.written = 0  # since start, for monitoring and tests
+
+    def put(self, event: UsageEvent) -> None:
+        self._queue.put(event)
+        if self._thread is None:
+            self._start()
+        elif self._queue.qsize() >= BATCH_SIZE:
+            self._wake.set()
+
+    def _start(self) -> None:
+        interval = float(getattr(settings, "GEMPROXY_USAGE_FLUSH_SECONDS", 1.0))
+        if interval <= 0:
+            return
+        with self._start_lock:
+            if self._thread is None:
+                self._closing = False
+                self._thread = threading.Thread(target=self._run, args=(interval,), name="usage-writer", daemon=True)
+                self._thread.start()
+                atexit.register(self.close)
+
+    def _run(self, interval: float) -> None:
+        while not self._closing:
+            self._wake.wait(interval)
+            self._wake.clear()
+            close_old_connections()
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("usage writer: flush failed")
+        connections.close_all()  # this thread's own
+
+    def flush(self) -> int:
+        """Write every event queued before this call; return how many were written."""
+        written = 0
+        with self._write_lock:
+            while True:
+                batch, self._held_back = self._held_back, []
+                while len(batch) < BATCH_SIZE:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not batch:
+                    return written
+                try:
+                    write_batch(batch)
+                except Exception:
+                    logger.exception("usage writer: could not write %d records; will retry", len(batch))
+                    self._held_back = batch[-MAX_HELD_BACK:]
+                    return written
+                written += len(batch)
+                self.written += len(batch)
+
+    def discard_pending(self) -> None:
+        with self._write_lock:
+            self._held_back = []
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    return
+
+    def close(self) -> None:
+        """Stop the thread and write what is left; registered with atexit."""
+        thread = self._thread
+        self._closing = True
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout=5)
+            self._thread = None
+        try:
+            self.flush()
+        except Exception:
+            logger.exception("usage writer: records lost at shutdown")
+
+
+def _truncated(value: str, length: int) -> str:
+    return value[:length] if value else ""
+
+
+def write_batch(events: list[UsageEvent]) -> None:
+    from accounts.models import UsageRecord
+    from accounts.rollup import add_to_rollup
+
+    records = [
+        UsageRecord(
+            created_at=event.created_at,
+            user_id=event.user_id,
+            key_id=event.key_id,
+            model=_truncated(event.model, 200),
+            method=_truncated(event.method, 64),
+            streamed=event.streamed,
+            status_code=event.status_code,
+            outcome=_truncated(event.outcome, 20),
+            prompt_tokens=event.prompt_tokens,
+            candidates_tokens=event.candidates_tokens,
+            thoughts_tokens=event.thoughts_tokens,
+            cached_tokens=event.cached_tokens,
+            request_bytes=event.request_bytes,
+            response_bytes=event.response_bytes,
+            executor_account=_truncated(event.executor_account, 200),
+            attempts=event.attempts,
+            latency_ms=event.latency_ms,
+            ttfb_ms=event.ttfb_ms,
+            client_ip=_truncated(event.client_ip, 45),
+        )
+        for event in events
+    ]
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create(records)
+        add_to_rollup(records)
+
+
+writer = UsageWriter()
+
+
 def record(event: UsageEvent) -> None:
     """Queue the record; never blocks the caller."""
+    writer.put(event)
+
+
+def flush() -> int:
+    return writer.flush()
+
+
+def discard_pending() -> None:
+    writer.discard_pending()
