@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+
+import { BadFrame, parseFrame } from "../src/protocol";
+
+describe("parsing gateway frames", () => {
+  it("reads a request, with lower-case header names", () => {
+    expect(
+      parseFrame(
+        JSON.stringify({
+          type: "request",
+          id: "a1",
+          method: "post",
+          path: "/v1beta/models/m:generateContent",
+          query: "",
+          headers: { "Content-Type": "application/json" },
+          body_chunks: 2,
+          future_field: 1,
+        }),
+      ),
+    ).toEqual({
+      type: "request",
+      id: "a1",
+      method: "POST",
+      path: "/v1beta/models/m:generateContent",
+      query: "",
+      headers: { "content-type": "application/json" },
+      body_chunks: 2,
+    });
+  });
+
+  it("fills in the default heartbeat when a welcome leaves it out", () => {
+    expect(parseFrame('{"type":"welcome","account":"ana"}')).toMatchObject({
+      account: "ana",
+      heartbeat_interval: 15,
+      heartbeat_timeout: 60,
+    });
+  });
+
+  it("returns null for a type it does not know", () => {
+    expect(parseFrame('{"type":"something_new"}')).toBeNull();
+  });
+
+  it("names the task of a malformed task frame, so it can be failed", () => {
+    const attempt = () => parseFrame('{"type":"request","id":"a1","method":"GET","path":"/x","body_chunks":-1}');
+    expect(attempt).toThrow(BadFrame);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as BadFrame).id).toBe("a1");
+    }
+  });
+
+  it("refuses a path that could change the upstream host", () => {
+    expect(() => parseFrame('{"type":"request","id":"a1","method":"GET","path":"@evil.test/x","body_chunks":0}')).toThrow(
+      "'path' must start with '/'",
+    );
+  });
+
+  it.each(["not json", "[]", '{"kind":"ping"}'])("refuses %j", (text) => {
+    expect(() => parseFrame(text)).toThrow(BadFrame);
+  });
+});
