@@ -1,0 +1,109 @@
+"""The browser executor app (frontend/dist), served at /executor/.
+
+For local use and tests: in production the same files are pasted into
+Google AI Studio (see docs/browser-executor.md). Include with
+``path("", include("executors.webapp"))`` in the root URLconf.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, HttpResponsePermanentRedirect
+from django.urls import path
+from django.utils.http import http_date
+from django.views.decorators.http import require_safe
+from django.views.static import was_modified_since
+
+# Vite names the files under assets/ after a hash of their content: a changed
+# file gets a new name, so these may be cached for good. index.html must be
+# revalidated every time, or a browser keeps loading yesterday's assets.
+HASHED_ASSETS_DIR = "assets/"
+CACHE_HASHED = "public, max-age=31536000, immutable"
+CACHE_REVALIDATE = "no-cache"
+
+# Explicit, because SecurityMiddleware sends nosniff and the system's
+# mimetypes tables differ between machines.
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".webp": "image/webp",
+    ".woff2": "font/woff2",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+NOT_BUILT = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>gemproxy executor: not built</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;line-height:1.5}
+code,pre{background:#f1f3f4;border-radius:4px;padding:.1em .3em}pre{padding:.8em}</style></head>
+<body><h1>The executor app has not been built</h1>
+<p>This gateway serves the browser executor from <code>frontend/dist</code>, which does not exist yet.
+Build it once with Node.js 20.19 or later:</p>
+<pre>cd frontend
+npm ci
+npm run build</pre>
+<p>Then reload this page. See <code>docs/browser-executor.md</code>.</p></body></html>
+"""
+
+
+def dist_dir() -> Path:
+    return Path(settings.BASE_DIR) / "frontend" / "dist"
+
+
+def _resolve(root: Path, asset: str) -> Path:
+    """The file for ``asset`` inside ``root``, refusing anything that leads outside it."""
+    try:
+        candidate = (root / asset).resolve()
+    except (OSError, ValueError) as exc:  # NUL bytes, loops
+        raise Http404 from exc
+    if not candidate.is_relative_to(root.resolve()) or not candidate.is_file():
+        raise Http404
+    return candidate
+
+
+def _content_type(file: Path) -> str:
+    guessed = CONTENT_TYPES.get(file.suffix.lower()) or mimetypes.guess_type(file.name)[0]
+    return guessed or "application/octet-stream"
+
+
+@require_safe
+def executor_app(request: HttpRequest, asset: str = "") -> HttpResponse:
+    root = dist_dir()
+    if not (root / "index.html").is_file():
+        return HttpResponse(NOT_BUILT, status=503, content_type="text/html; charset=utf-8")
+    file = _resolve(root, asset or "index.html")
+
+    stat = file.stat()
+    if not was_modified_since(request.META.get("HTTP_IF_MODIFIED_SINCE"), stat.st_mtime):
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        # The files are small (the whole app is a few hundred kB); a plain
+        # response avoids FileResponse's sync iterator, which ASGI buffers anyway.
+        response = HttpResponse(file.read_bytes(), content_type=_content_type(file))
+    response["Last-Modified"] = http_date(stat.st_mtime)
+    response["Cache-Control"] = CACHE_HASHED if asset.startswith(HASHED_ASSETS_DIR) else CACHE_REVALIDATE
+    # The token may travel in the URL fragment; never let it leak through a Referer.
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def add_slash(request: HttpRequest) -> HttpResponse:
+    # The app loads its assets relative to /executor/; without the slash they would miss.
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponsePermanentRedirect(request.path + "/" + (f"?{query}" if query else ""))
+
+
+urlpatterns = [
+    path("executor", add_slash),
+    path("executor/", executor_app),
+    path("executor/<path:asset>", executor_app),
+]
