@@ -264,5 +264,5 @@ def get_registry() -> Registry:
     """The process's registry, built once from settings."""
     registry_class = import_string(settings.GEMPROXY_REGISTRY)
     if registry_class is RedisRegistry:
-        return RedisRegistry(settings.REDIS_URL)
+        return RedisRegistry(settings.REDIS_URL, prefix=settings.REDIS_PREFIX + "registry:")
     return registry_class()
