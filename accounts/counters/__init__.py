@@ -81,6 +81,9 @@ class Counters(Protocol):
     async def peek(self, key_id: int) -> Counts:
         """Current use without counting anything."""
 
+    def counts_now(self, key_ids: list[int]) -> dict[int, Counts]:
+        """``peek`` for synchronous views (admin, self-service), several keys at once."""
+
 
 def window_of(now: float) -> tuple[int, int]:
     return int(now // MINUTE), int(now // DAY)

@@ -102,14 +102,20 @@ class InProcessCounters:
                 leases[grant.lease_id] = time.time() + self.lease_seconds
 
     async def peek(self, key_id: int) -> Counts:
+        return self.counts_now([key_id])[key_id]
+
+    def counts_now(self, key_ids: list[int]) -> dict[int, Counts]:
         with self._lock:
             now = time.time()
             minute, day = window_of(now)
-            return Counts(
-                rpm=self._get(key_id, "rpm", minute),
-                rpd=self._get(key_id, "rpd", day),
-                tpm=self._get(key_id, "tpm", minute),
-                tpd=self._get(key_id, "tpd", day),
-                concurrency=len(self._live_leases(key_id, now)),
-                now=now,
-            )
+            return {
+                key_id: Counts(
+                    rpm=self._get(key_id, "rpm", minute),
+                    rpd=self._get(key_id, "rpd", day),
+                    tpm=self._get(key_id, "tpm", minute),
+                    tpd=self._get(key_id, "tpd", day),
+                    concurrency=len(self._live_leases(key_id, now)),
+                    now=now,
+                )
+                for key_id in key_ids
+            }

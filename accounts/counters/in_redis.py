@@ -16,6 +16,7 @@ import asyncio
 import uuid
 import weakref
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -123,6 +124,7 @@ class RedisCounters:
         self.lease_seconds = lease_seconds
         # redis.asyncio connections belong to the event loop that opened them.
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple] = weakref.WeakKeyDictionary()
+        self._blocking: tuple | None = None  # a thread-safe synchronous client for views
 
     @classmethod
     def from_settings(cls) -> RedisCounters:
@@ -186,11 +188,28 @@ class RedisCounters:
         await self._run(3, grant.key_id, [grant.lease_id, self.lease_seconds])
 
     async def peek(self, key_id: int) -> Counts:
-        rpm, rpd, tpm, tpd, concurrency, now = await self._run(4, key_id, [])
-        return Counts(rpm=rpm, rpd=rpd, tpm=tpm, tpd=tpd, concurrency=concurrency, now=float(now))
+        return _counts(await self._run(4, key_id, []))
+
+    def counts_now(self, key_ids: list[int]) -> dict[int, Counts]:
+        if self._blocking is None:
+            client = redis.Redis.from_url(self.url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            self._blocking = (client, client.register_script(_PEEK))
+        client, peek = self._blocking
+        try:
+            pipe = client.pipeline(transaction=False)
+            for key_id in key_ids:
+                peek(keys=[self._base(key_id)], args=[], client=pipe)
+            return {key_id: _counts(reply) for key_id, reply in zip(key_ids, pipe.execute(), strict=True)}
+        except RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
 
     async def aclose(self) -> None:
         """Close this event loop's connections (tests, shutdown)."""
         scripts = self._per_loop.pop(asyncio.get_running_loop(), None)
         if scripts is not None:
             await scripts[0].aclose()
+
+
+def _counts(reply: list) -> Counts:
+    rpm, rpd, tpm, tpd, concurrency, now = reply
+    return Counts(rpm=rpm, rpd=rpd, tpm=tpm, tpd=tpd, concurrency=concurrency, now=float(now))

@@ -1,0 +1,237 @@
+"""The admin's console: members and their default limits, proxy keys, usage records and the usage dashboard."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from accounts import dashboard
+from accounts.admin_paging import EstimatedCountPaginator
+from accounts.counters import CountersUnavailable, get_counters
+from accounts.models import DefaultLimits, ProxyKey, UsageDaily, UsageRecord
+from accounts.policy import KeyPolicy
+from accounts.reports import Period, top_models
+
+LIMIT_FIELDS = ("rpm", "rpd", "tpm", "tpd", "concurrency", "allowed_models", "ip_allowlist")
+
+
+def describe_policy(policy: KeyPolicy) -> str:
+    limits = policy.limits
+    parts = [
+        f"{value:,} {unit}"
+        for value, unit in (
+            (limits.rpm, "req/min"),
+            (limits.rpd, "req/day"),
+            (limits.tpm, "tok/min"),
+            (limits.tpd, "tok/day"),
+            (limits.concurrency, "at a time"),
+        )
+        if value
+    ]
+    if policy.model_patterns:
+        parts.append("models " + ", ".join(policy.model_patterns))
+    if policy.networks:
+        parts.append("from " + ", ".join(str(net) for net in policy.networks))
+    return " · ".join(parts) or "no limits"
+
+
+def show_secret_once(request: HttpRequest, what: str, secret: str) -> None:
+    # Messages live in a signed cookie until the next page shows them, never in the database.
+    messages.warning(
+        request,
+        format_html("{}: <code style='user-select:all'>{}</code> — copy it now, it is shown only once.", what, secret),
+    )
+
+
+class DefaultLimitsInline(admin.StackedInline):
+    model = DefaultLimits
+    fields = LIMIT_FIELDS
+    verbose_name = verbose_name_plural = "default limits for each of the member's keys"
+
+
+class ProxyKeyInline(admin.TabularInline):
+    model = ProxyKey
+    fields = ("masked", "name", "status", "expires_at", "last_used_at")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MemberAdmin(UserAdmin):
+    inlines = [DefaultLimitsInline, ProxyKeyInline]
+
+
+@admin.register(ProxyKey)
+class ProxyKeyAdmin(admin.ModelAdmin):
+    list_display = ("masked", "name", "user", "status", "limits", "expires_at", "last_used_at", "created_at")
+    list_filter = ("is_active", "user")
+    list_select_related = ("user", "user__default_limits")
+    search_fields = ("name", "prefix", "user__username")
+    actions = ["revoke", "rotate"]
+    readonly_fields = (
+        "limits",
+        "usage_now",
+        "masked",
+        "status",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "previous_valid_until",
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: ProxyKey | None = None):
+        fieldsets = [
+            (None, {"fields": ("user", "name", "expires_at") + (("is_active",) if obj else ())}),
+            ("Limits", {"fields": LIMIT_FIELDS, "description": "Empty fields take the member's default limits."}),
+        ]
+        if obj is not None:
+            fieldsets += [
+                ("In force now", {"fields": ("limits", "usage_now")}),
+                (
+                    "History",
+                    {
+                        "fields": (
+                            "masked",
+                            "status",
+                            "created_at",
+                            "last_used_at",
+                            "revoked_at",
+                            "previous_valid_until",
+                        )
+                    },
+                ),
+            ]
+        return fieldsets
+
+    @admin.display(description="limits in force")
+    def limits(self, key: ProxyKey) -> str:
+        return describe_policy(key.policy)
+
+    @admin.display(description="used in the current windows")
+    def usage_now(self, key: ProxyKey) -> str:
+        try:
+            counts = get_counters().counts_now([key.pk])[key.pk]
+        except CountersUnavailable:
+            return "counters unavailable"
+        limits = key.policy.limits
+        parts = [
+            f"{used:,} / {size:,} {unit}"
+            for used, size, unit in (
+                (counts.rpm, limits.rpm, "req/min"),
+                (counts.rpd, limits.rpd, "req/day"),
+                (counts.tpm, limits.tpm, "tok/min"),
+                (counts.tpd, limits.tpd, "tok/day"),
+                (counts.concurrency, limits.concurrency, "in flight"),
+            )
+            if size
+        ]
+        return " · ".join(parts) or "nothing is counted: the key has no limits"
+
+    def save_model(self, request: HttpRequest, obj: ProxyKey, form, change: bool) -> None:
+        secret = None if change else obj.set_new_secret()
+        if change and "is_active" in form.changed_data:
+            obj.revoked_at = None if obj.is_active else timezone.now()
+        super().save_model(request, obj, form, change)
+        if secret:
+            show_secret_once(request, f"New key {obj.prefix}… for {obj.user}", secret)
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ProxyKey]) -> None:
+        keys = [key for key in queryset if key.is_active]
+        for key in keys:
+            key.revoke()
+        self.message_user(request, f"Revoked {len(keys)} key(s); gateways stop accepting them within seconds.")
+
+    @admin.action(description="Rotate the selected keys (new secret; the old one works for the grace period)")
+    def rotate(self, request: HttpRequest, queryset: QuerySet[ProxyKey]) -> None:
+        for key in queryset.filter(is_active=True).select_related("user"):
+            secret = key.rotate()
+            until = key.previous_valid_until
+            old = (
+                f"the old secret works until {until:%Y-%m-%d %H:%M} UTC" if until else "the old secret stopped working"
+            )
+            show_secret_once(request, f"New secret for {key.prefix}… of {key.user} ({old})", secret)
+
+
+class ModelListFilter(admin.SimpleListFilter):
+    """Models seen in the last 90 days, read from the rollup rather than scanning the records."""
+
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin):
+        return [(row["model"], row["name"]) for row in top_models(Period.last_days(90), limit=50)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[UsageRecord]):
+        return queryset.filter(model=self.value()) if self.value() is not None else queryset
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "user",
+        "key",
+        "model",
+        "method",
+        "streamed",
+        "outcome",
+        "status_code",
+        "total_tokens",
+        "latency_ms",
+        "executor_account",
+        "client_ip",
+    )
+    list_filter = ("outcome", ModelListFilter, "user", "key", "streamed")
+    list_select_related = ("user", "key")
+    date_hierarchy = "created_at"
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(UsageDaily)
+class UsageDashboardAdmin(admin.ModelAdmin):
+    """The rollup is not browsed row by row: its page is the usage dashboard."""
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            **dashboard.context(request.GET.get("days")),
+            "title": "Usage dashboard",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/accounts/usage_dashboard.html", context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
