@@ -7,7 +7,9 @@ Google AI Studio (see docs/browser-executor.md). Include with
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -59,37 +61,43 @@ def dist_dir() -> Path:
     return Path(settings.BASE_DIR) / "frontend" / "dist"
 
 
-def _resolve(root: Path, asset: str) -> Path:
-    """The file for ``asset`` inside ``root``, refusing anything that leads outside it."""
+@dataclass(frozen=True)
+class AppFile:
+    path: Path
+    mtime: float
+    content_type: str
+
+
+def _find(root: Path, asset: str) -> AppFile | None:
+    """The file for ``asset`` inside ``root``; None if the app is not built. Refuses anything outside ``root``."""
+    if not (root / "index.html").is_file():
+        return None
     try:
         candidate = (root / asset).resolve()
-    except (OSError, ValueError) as exc:  # NUL bytes, loops
+    except (OSError, ValueError) as exc:  # NUL bytes, symlink loops
         raise Http404 from exc
     if not candidate.is_relative_to(root.resolve()) or not candidate.is_file():
         raise Http404
-    return candidate
+    guessed = CONTENT_TYPES.get(candidate.suffix.lower()) or mimetypes.guess_type(candidate.name)[0]
+    return AppFile(candidate, candidate.stat().st_mtime, guessed or "application/octet-stream")
 
 
-def _content_type(file: Path) -> str:
-    guessed = CONTENT_TYPES.get(file.suffix.lower()) or mimetypes.guess_type(file.name)[0]
-    return guessed or "application/octet-stream"
-
-
+# Async, with the file system touched in a worker thread: sync views here
+# would run on the one thread the executor consumers share.
 @require_safe
-def executor_app(request: HttpRequest, asset: str = "") -> HttpResponse:
-    root = dist_dir()
-    if not (root / "index.html").is_file():
+async def executor_app(request: HttpRequest, asset: str = "") -> HttpResponse:
+    file = await asyncio.to_thread(_find, dist_dir(), asset or "index.html")
+    if file is None:
         return HttpResponse(NOT_BUILT, status=503, content_type="text/html; charset=utf-8")
-    file = _resolve(root, asset or "index.html")
 
-    stat = file.stat()
-    if not was_modified_since(request.META.get("HTTP_IF_MODIFIED_SINCE"), stat.st_mtime):
+    if not was_modified_since(request.META.get("HTTP_IF_MODIFIED_SINCE"), file.mtime):
         response: HttpResponse = HttpResponseNotModified()
     else:
         # The files are small (the whole app is a few hundred kB); a plain
         # response avoids FileResponse's sync iterator, which ASGI buffers anyway.
-        response = HttpResponse(file.read_bytes(), content_type=_content_type(file))
-    response["Last-Modified"] = http_date(stat.st_mtime)
+        content = await asyncio.to_thread(file.path.read_bytes)
+        response = HttpResponse(content, content_type=file.content_type)
+    response["Last-Modified"] = http_date(file.mtime)
     response["Cache-Control"] = CACHE_HASHED if asset.startswith(HASHED_ASSETS_DIR) else CACHE_REVALIDATE
     # The token may travel in the URL fragment; never let it leak through a Referer.
     response["Referrer-Policy"] = "no-referrer"
