@@ -22,9 +22,26 @@ def issue(*args: str) -> str:
 
 def test_it_issues_a_key_with_every_limit_and_rule():
     secret = issue(
-        "--user", "carol", "--name", "ci", "--rpm", "10", "--rpd", "100", "--tpm", "1000", "--tpd", "5000",
-        "--concurrency", "2", "--models", "gemini-2.5-*,gemini-2.0-flash", "--expires", "2030-01-31T12:00:00Z",
-        "--ip", "10.0.0.0/8,2001:db8::/32",
+        "--user",
+        "carol",
+        "--name",
+        "ci",
+        "--rpm",
+        "10",
+        "--rpd",
+        "100",
+        "--tpm",
+        "1000",
+        "--tpd",
+        "5000",
+        "--concurrency",
+        "2",
+        "--models",
+        "gemini-2.5-*,gemini-2.0-flash",
+        "--expires",
+        "2030-01-31T12:00:00Z",
+        "--ip",
+        "10.0.0.0/8,2001:db8::/32",
     )
     key = ProxyKey.objects.authenticate(secret)
     assert key.user.username == "carol" and key.name == "ci"

@@ -1,0 +1,39 @@
+"""A proxy key authenticates API scripts too, sent the way Gemini clients send it."""
+
+from __future__ import annotations
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+from accounts.models import ProxyKey
+from accounts.rejections import Rejection
+
+
+def secret_from(request) -> str:
+    """The key from ``x-goog-api-key`` (any case), ``?key=`` or ``Authorization: Bearer``."""
+    header = request.headers.get("x-goog-api-key")
+    if header:
+        return header.strip()
+    query = request.GET.get("key")
+    if query:
+        return query.strip()
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+class ProxyKeyAuthentication(BaseAuthentication):
+    """Authenticates as the key's member; ``request.auth`` is the ``ProxyKey``."""
+
+    def authenticate(self, request: Request):
+        secret = secret_from(request._request)
+        if not secret:
+            return None
+        try:
+            key = ProxyKey.objects.authenticate(secret)
+        except Rejection as rejection:
+            raise AuthenticationFailed(rejection.message) from None
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="gemproxy"'

@@ -1,0 +1,48 @@
+"""Members' self-service pages: their keys, limits, usage and how to connect their tools."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse_lazy
+
+from accounts import reports
+from accounts.dashboard import requests_chart, tokens_chart
+from accounts.models import UsageRecord
+from accounts.reports import Period
+from accounts.selfservice import base_url, key_summaries
+
+USAGE_DAYS = 30
+RECENT_CALLS = 25
+
+
+@login_required(login_url=reverse_lazy("accounts:login"))
+def overview(request: HttpRequest) -> HttpResponse:
+    days = reports.daily(Period.last_days(USAGE_DAYS), user_id=request.user.pk)
+    recent = UsageRecord.objects.filter(user=request.user).select_related("key")[:RECENT_CALLS]
+    return render(
+        request,
+        "accounts/me.html",
+        {
+            "summaries": key_summaries(request.user),
+            "totals": reports.totals(days),
+            "charts": [
+                requests_chart(days, f"Your requests per day, last {USAGE_DAYS} days"),
+                tokens_chart(days, "Your tokens per day, by model"),
+            ],
+            "recent": recent,
+            "base_url": base_url(request),
+        },
+    )
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+    next_page = reverse_lazy("accounts:me")
+
+
+class LogoutView(auth_views.LogoutView):
+    next_page = reverse_lazy("accounts:login")
