@@ -30,14 +30,20 @@ const NOT_FORWARDED = new Set([
   "x-goog-api-key",
 ]);
 
-/** The task's headers as fetch should send them. Throws TypeError for a name or value fetch cannot carry. */
-export function upstreamRequestHeaders(headers: Record<string, string>): Headers {
-  const result = new Headers();
+/**
+ * The task's headers as fetch should send them. A plain object, not a Headers
+ * instance: AI Studio may hand fetch's arguments to its own proxy, and plain
+ * data is what survives that. Throws TypeError for a name or value fetch
+ * cannot carry.
+ */
+export function upstreamRequestHeaders(headers: Record<string, string>): Record<string, string> {
+  const result: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
     if (NOT_FORWARDED.has(lower) || lower.startsWith("sec-") || lower.startsWith("proxy-")) continue;
-    result.append(lower, value);
+    result[lower] = value;
   }
+  new Headers(result); // the same validation fetch would apply, but here, where it is a bad task
   return result;
 }
 

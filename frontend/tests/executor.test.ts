@@ -83,9 +83,11 @@ describe("a task's request", () => {
     const call = x.upstream.last();
     expect(call.url).toBe(`${UPSTREAM}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse`);
     expect(call.init.method).toBe("POST");
-    const headers = call.init.headers as Headers;
-    expect(headers.get("content-type")).toBe("application/json");
-    expect(headers.get("x-goog-api-client")).toBe("genai-js/1.0");
+    expect(call.init.headers).toEqual({
+      "content-type": "application/json",
+      "x-goog-api-client": "genai-js/1.0",
+      accept: "*/*",
+    });
     expect(call.init.credentials).toBe("omit");
   });
 
@@ -105,8 +107,15 @@ describe("a task's request", () => {
       }),
     );
     await settle();
-    const headers = x.upstream.last().init.headers as Headers;
-    expect([...headers.keys()]).toEqual([]);
+    expect(x.upstream.last().init.headers).toEqual({});
+  });
+
+  it("fails as bad_task when a header cannot be sent", async () => {
+    const x = executor();
+    x.handle(request("a1", { headers: { "x-bad": "line\nbreak" } }));
+    await settle();
+    expect(x.upstream.calls).toHaveLength(0);
+    expect(x.framesFor("a1").at(-1)).toMatchObject({ type: "error", code: "bad_task" });
   });
 
   it("waits for every body piece, then sends the assembled body", async () => {
