@@ -168,10 +168,12 @@ class Exchange:
         try:
             if frame["type"] == "ack":
                 frame = await self._frame(settings.GEMPROXY_FIRST_BYTE_TIMEOUT, "The upstream did not answer in time.")
-            self._take(frame)  # an error frame before the response raises here
+            piece = self._take(frame)  # an error frame before the response raises here
             if frame["type"] != "response_start":
                 raise _unavailable(f"The executor answered {frame['type']!r} before a response.", "executor_lost")
             head = ResponseHead(int(frame.get("status", 502)), dict(frame.get("headers") or {}))
+            if piece:
+                self._pieces.append(piece)
             while not self._pieces and not self.finished:
                 frame = await self._frame(settings.GEMPROXY_FIRST_BYTE_TIMEOUT, "The upstream did not answer in time.")
                 piece = self._take(frame)
@@ -192,6 +194,9 @@ class Exchange:
     def _take(self, frame: dict) -> bytes:
         """Account for one body frame; the bytes it carries, if any."""
         kind = frame["type"]
+        if kind == "response_start":
+            self.finished = bool(frame.get("end"))
+            return protocol.decode_body(frame["data"]) if frame.get("data") else b""
         if kind == "response_body":
             if frame.get("seq") != self._next_seq:
                 raise _unavailable("The executor sent the response out of order.", "executor_lost")

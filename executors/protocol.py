@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "gemproxy.v1"
@@ -51,6 +51,10 @@ class ResponseStart(TypedDict):
     id: str
     status: int
     headers: dict[str, str]
+    # A body that fits one frame may come whole with its head: then "end" is
+    # true and no response_body or response_end follows.
+    data: NotRequired[str]  # base64
+    end: NotRequired[bool]
 
 
 class ResponseBody(TypedDict):

@@ -13,6 +13,7 @@ import sys
 
 from daphne import cli
 from daphne.access import AccessLogGenerator
+from daphne.http_protocol import WebRequest
 
 _SECRET_PARAMETER = re.compile(r"([?&](?:key|token)=)[^&\s\"]*", re.IGNORECASE)
 
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gemproxy_site.settings")
     # Daphne builds its access log from this name inside CommandLineInterface.run.
     cli.AccessLogGenerator = RedactingAccessLog
+    # Twisted parses every POST's Content-Type with the email package to decode
+    # HTML form bodies; Daphne never uses the result (it hands the raw body to
+    # the application), and it was 8% of the gateway's CPU per relayed call.
+    WebRequest._parsePOSTFormSubmission = False
     args = list(sys.argv[1:] if argv is None else argv)
     cli.CommandLineInterface().run([*args, "gemproxy_site.asgi:application"])
 

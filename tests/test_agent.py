@@ -160,12 +160,15 @@ async def send_task(
 
 
 async def collect(link: ExecutorLink, task_id: str, relayed: Relayed | None = None) -> Relayed:
-    """Reads the task's frames up to response_end or error (after its ack)."""
+    """Reads the task's frames up to the end of the response or an error (skipping an ack)."""
     relayed = relayed or Relayed()
     while relayed.end is None and relayed.error is None:
         frame = await link.next_for(task_id)
         if frame["type"] == "response_start":
             relayed.status, relayed.headers = frame["status"], frame["headers"]
+            if frame.get("end"):  # a small answer, whole in its first frame
+                relayed.body += protocol.decode_body(frame["data"])
+                relayed.end = frame
         elif frame["type"] == "response_body":
             relayed.body_frames.append(frame)
             relayed.body += protocol.decode_body(frame["data"])
@@ -243,12 +246,12 @@ async def test_ping_is_answered_with_pong_carrying_the_nonce(link):
     assert await link.next_control() == {"type": "pong", "nonce": "n-17"}
 
 
-async def test_task_is_acked_and_the_stream_relayed_piece_by_piece_exactly_as_upstream_sent_it(link, fake):
+async def test_a_stream_is_relayed_piece_by_piece_exactly_as_upstream_sent_it(link, fake):
     task_id = await send_task(link, generate_body("stream me #hold #chunks=4"), path=STREAM_PATH, query="alt=sse")
 
-    assert (await link.next_for(task_id))["type"] == "ack"
     relayed = Relayed()
     start = await link.next_for(task_id)
+    assert start["type"] == "response_start", "answered at once, so no separate ack"
     relayed.status, relayed.headers = start["status"], start["headers"]
     first_piece = await link.next_for(task_id)
     assert first_piece["type"] == "response_body"
@@ -270,7 +273,6 @@ async def test_large_request_body_arrives_intact_and_every_frame_stays_under_1_m
     text = "".join(random.choices(string.ascii_letters + " ", k=3 * 1024 * 1024))
     body = generate_body(text)
     task_id = await send_task(link, body)
-    await link.next_for(task_id)  # ack
     relayed = await collect(link, task_id)
 
     assert fake.requests[-1].body == body
@@ -343,11 +345,15 @@ async def test_agent_never_runs_more_than_max_concurrency_tasks(start_agent, gat
     task_ids = [
         await send_task(link, generate_body(f"hold {n} #hold"), path=STREAM_PATH, query="alt=sse") for n in range(5)
     ]
-    for task_id in task_ids:
-        assert (await link.next_for(task_id))["type"] == "ack", "every task is acked at once, even queued ones"
+    first_frames = [await link.next_for(task_id) for task_id in task_ids]
+    assert [frame["type"] for frame in first_frames[:2]] == ["response_start"] * 2
+    assert [frame["type"] for frame in first_frames[2:]] == ["ack"] * 3, "waiting tasks are acknowledged"
     await asyncio.wait_for(fake.stream_held.wait(), timeout=5)
 
-    done = [asyncio.create_task(collect(link, task_id)) for task_id in task_ids]
+    started = [Relayed(status=frame.get("status")) for frame in first_frames]
+    done = [
+        asyncio.create_task(collect(link, task_id, relayed)) for task_id, relayed in zip(task_ids, started, strict=True)
+    ]
     while not all(task.done() for task in done):
         fake.release()
         await asyncio.wait(done, timeout=0.05)
@@ -432,7 +438,6 @@ async def test_body_piece_out_of_order_fails_the_task_as_bad_task(link):
     await link.send({**request, "body_chunks": 2})
     await link.send({"type": "request_body", "id": "t1", "seq": 1, "data": "AAAA"})
 
-    assert (await link.next_for("t1"))["type"] == "ack"
     error = await link.next_for("t1")
     assert (error["type"], error["code"]) == ("error", "bad_task")
 
@@ -502,3 +507,12 @@ def test_backoff_is_full_jitter_capped_at_thirty_seconds():
     assert all(0 <= backoff_delay(3) <= 4 for _ in range(100))
     assert max(backoff_delay(50) for _ in range(200)) <= 30
     assert max(backoff_delay(50) for _ in range(200)) > 4
+
+
+async def test_a_small_unary_answer_travels_whole_in_one_frame(link, fake):
+    task_id = await send_task(link, generate_body("short answer"))
+
+    frame = await link.next_for(task_id)
+
+    assert (frame["type"], frame["status"], frame["end"]) == ("response_start", 200, True)
+    assert protocol.decode_body(frame["data"]) == bytes(fake.requests[-1].response_body)
