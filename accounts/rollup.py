@@ -19,8 +19,11 @@ def utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def add_to_rollup(records: Iterable[UsageRecord]) -> None:
-    """Add freshly written records to their days' rows (call inside the writer's transaction)."""
+def add_to_rollup(records: Iterable) -> None:
+    """Add freshly written records (or the usage events they came from) to their days' rows.
+
+    Call it inside the writer's transaction.
+    """
     groups: dict[tuple, dict[str, int]] = {}
     for record in records:
         group = (utc_day(record.created_at), record.user_id, record.key_id, record.model, record.outcome)

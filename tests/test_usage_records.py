@@ -114,7 +114,7 @@ def test_the_daily_rollup_follows_the_records(make_key):
 
 
 def test_records_of_deleted_keys_and_long_values_do_not_break_a_batch():
-    usage.record(event(key_id=987654, user_id=987654, model="m" * 500, client_ip="x" * 100))
+    usage.record(event(key_id=987654, user_id=987654, model="m" * 500, client_ip="x" * 100, latency_ms=-5))
     usage.record(event())
     assert usage.flush() == 2
     assert len(UsageRecord.objects.order_by("pk").first().model) == 200
