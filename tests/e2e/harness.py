@@ -104,12 +104,13 @@ class Deployment:
     def executor_token(self, label: str = "ana@example.com") -> str:
         return self.manage("create_executor_token", "--label", label)
 
-    def start_gateway(self, name: str = "gateway", port: int | None = None) -> Gateway:
+    def start_gateway(self, name: str = "gateway", port: int | None = None, **settings: str) -> Gateway:
+        """A Daphne process of this install; ``settings`` are extra environment variables for it alone."""
         port = port or free_port()
         process = Process(
             name,
             [PYTHON, "-m", "gemproxy_site.serve", "-b", "127.0.0.1", "-p", str(port), "--access-log", "-"],
-            self.env,
+            {**self.env, **settings},
             self.tmp,
         )
         self.processes.append(process)

@@ -57,6 +57,14 @@ def test_a_key_in_the_query_is_not_forwarded(http, proxy_key: str, upstream: Thr
     assert "alt=json" in request.query
 
 
+def test_a_key_in_the_query_never_reaches_the_access_log(http, gateway: Gateway, proxy_key: str) -> None:
+    http.post(f"{GENERATE}?key={proxy_key}", json=body("logged without its key"))
+
+    log = gateway.process.log()
+    assert "key=REDACTED" in log
+    assert proxy_key not in log
+
+
 def test_a_missing_key_is_permission_denied(http) -> None:
     response = http.post(GENERATE, json=body("no key"))
 

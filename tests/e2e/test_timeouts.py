@@ -1,0 +1,121 @@
+"""Every way an attempt can stall ends in a clear Gemini error for the client and a cancel for the executor."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx2 as httpx
+import pytest
+from google.genai import errors
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.e2e.conftest import sdk_client
+from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream, wait_until
+
+
+class SilentExecutor:
+    """Says hello, then never acknowledges a task: a tab frozen by the browser, say."""
+
+    def __init__(self, gateway: Gateway, token: str) -> None:
+        self.frames: list[dict] = []
+        url = gateway.url.replace("http", "ws") + "/ws/executor"
+        self._socket = connect(url, additional_headers={"Authorization": f"Bearer {token}"}).__enter__()
+        hello = {"type": "hello", "protocol": 1, "executor_id": "silent", "label": "", "software": "silent/1"}
+        self._socket.send(json.dumps({**hello, "max_concurrency": 4}))
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        try:
+            for text in self._socket:
+                frame = json.loads(text)
+                self.frames.append(frame)
+                if frame["type"] == "ping":
+                    self._socket.send(json.dumps({"type": "pong", "nonce": frame["nonce"]}))
+        except ConnectionClosed:
+            pass
+
+    def kinds(self) -> list[str]:
+        return [frame["type"] for frame in self.frames]
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def test_an_executor_that_never_acknowledges_is_passed_over(
+    deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
+) -> None:
+    gateway = deployment.start_gateway("gw-no-ack", GEMPROXY_ACK_TIMEOUT="1")
+    silent = SilentExecutor(gateway, executor_token)
+    deployment.start_agent(gateway, executor_token, upstream.url, name="acks")
+    gateway.wait_for_executors(2)
+    client = sdk_client(gateway, proxy_key)
+
+    # Ties between the two executors are taken in turn, so at least one of two
+    # calls is offered to the silent one first.
+    answers = [client.models.generate_content(model="gemini-2.5-flash", contents=f"ack me {n}") for n in range(2)]
+
+    assert [answer.text.split()[3] for answer in answers] == ["0", "1"]
+    assert silent.kinds().count("request") >= 1
+    wait_until(lambda: "cancel" in silent.kinds(), what="the silent executor's task to be withdrawn")
+    silent.close()
+
+
+def test_no_first_byte_in_time_is_deadline_exceeded_and_cancelled(
+    deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
+) -> None:
+    gateway = deployment.start_gateway("gw-first-byte", GEMPROXY_FIRST_BYTE_TIMEOUT="1")
+    deployment.start_agent(gateway, executor_token, upstream.url, name="slow-upstream")
+    gateway.wait_for_executors(1)
+    upstream.fake.stream_aborted.clear()
+
+    with pytest.raises(errors.ServerError) as raised:
+        sdk_client(gateway, proxy_key).models.generate_content(model="gemini-2.5-flash", contents="late #slow=5")
+
+    assert (raised.value.code, raised.value.status) == (504, "DEADLINE_EXCEEDED")
+    upstream.wait_for("stream_aborted", timeout=5)
+
+
+def test_a_stream_that_goes_quiet_ends_with_an_error_event_and_a_cancel(
+    deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
+) -> None:
+    gateway = deployment.start_gateway("gw-idle", GEMPROXY_IDLE_TIMEOUT="1")
+    deployment.start_agent(gateway, executor_token, upstream.url, name="quiet-upstream")
+    gateway.wait_for_executors(1)
+    upstream.fake.stream_aborted.clear()
+
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        response = http.post(
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            json={"contents": [{"parts": [{"text": "goes quiet #hold"}]}]},
+            headers={"x-goog-api-key": proxy_key},
+        )
+
+    first_event, late_error = response.content.split(b"\r\n\r\n", 1)
+    assert first_event.startswith(b"data: ")
+    assert json.loads(late_error)["error"]["status"] == "DEADLINE_EXCEEDED"
+    upstream.wait_for("stream_aborted", timeout=5)
+    upstream.release()
+
+
+def test_a_call_over_the_total_time_limit_is_stopped(
+    deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
+) -> None:
+    gateway = deployment.start_gateway("gw-total", GEMPROXY_TOTAL_TIMEOUT="2")
+    deployment.start_agent(gateway, executor_token, upstream.url, name="endless-upstream")
+    gateway.wait_for_executors(1)
+
+    stream = iter(
+        sdk_client(gateway, proxy_key).models.generate_content_stream(
+            model="gemini-2.5-flash", contents="never ends #hold"
+        )
+    )
+    assert next(stream).text
+    with pytest.raises(errors.ServerError) as raised:
+        list(stream)
+
+    assert raised.value.code == 504
+    assert "total time limit" in raised.value.message
+    upstream.release()
