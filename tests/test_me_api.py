@@ -7,7 +7,7 @@ import pytest
 from accounts import usage
 from accounts.usage import UsageEvent
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_selfservice_pages")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

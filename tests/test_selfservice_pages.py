@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.urls import include, path
 
 from accounts import usage
 from accounts.limits import admit
 from accounts.usage import UsageEvent
 
-# The site's URLs with the self-service ones in front, whether or not the site includes them yet.
-urlpatterns = [path("", include("accounts.urls")), path("", include("gemproxy_site.urls"))]
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
