@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from django.conf import settings
 
 from accounts.counters.in_redis import RedisCounters
 from accounts.limits import Admission, Rejection, admit
@@ -58,18 +57,12 @@ async def test_the_tightest_of_several_limits_decides(counter_backend, amake_key
         await admission.settle(0)
 
 
-async def test_two_gateway_processes_sharing_redis_share_one_limit(redis_prefix, amake_key):
+async def test_two_gateway_processes_sharing_redis_share_one_limit(redis_url, redis_prefix, amake_key):
     """Two independent Redis connections stand for two gateway processes."""
     key, _ = await amake_key()
     limits = Limits(rpm=10)
-    first, second = (RedisCounters(settings_redis_url(), prefix=redis_prefix) for _ in range(2))
+    first, second = (RedisCounters(redis_url, prefix=redis_prefix) for _ in range(2))
     results = await asyncio.gather(*(c.acquire(key.pk, limits, 0) for _ in range(25) for c in (first, second)))
     assert sum(1 for r in results if hasattr(r, "lease_id")) == 10
     await first.aclose()
     await second.aclose()
-
-
-def settings_redis_url() -> str:
-    from tests.conftest import TEST_REDIS_URL
-
-    return getattr(settings, "REDIS_URL", "") or TEST_REDIS_URL
