@@ -5,33 +5,20 @@ from __future__ import annotations
 import hashlib
 import time
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.limits import Rejection
+from accounts.authentication import secret_from
 from accounts.models import ProxyKey
-from gateway.errors import ApiError, invalid_api_key, missing_api_key
+from accounts.rejections import Rejection
+from gateway.errors import ApiError, missing_api_key
 
 # Cache of recent lookups, keyed by an unkeyed hash of the secret so the
 # secrets themselves are not kept: {sha256: (valid_until, key)}.
 _recent: dict[bytes, tuple[float, ProxyKey]] = {}
 _MAX_CACHED = 10_000
-
-
-def secret_from(request: HttpRequest) -> str:
-    """The key as SDKs (x-goog-api-key), REST examples (?key=) or OpenAI clients (Bearer) send it."""
-    header = request.headers.get("x-goog-api-key")
-    if header:
-        return header.strip()
-    query = request.GET.get("key")
-    if query:
-        return query.strip()
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        return token.strip()
-    return ""
 
 
 def _lookup(secret: str) -> ProxyKey:
@@ -50,17 +37,10 @@ async def authenticate(request: HttpRequest) -> ProxyKey:
     if cached and cached[0] > now:
         return cached[1]
     try:
-        key = await sync_to_async(_lookup)(secret)
+        key = await database_sync_to_async(_lookup)(secret)
     except Rejection as rejection:
-        if rejection.message == invalid_api_key().message:
-            raise invalid_api_key() from rejection
-        raise ApiError(rejection.http_status, rejection.status, rejection.message, outcome=rejection.reason) from None
+        raise ApiError.from_rejection(rejection) from None
     if len(_recent) >= _MAX_CACHED:
         _recent.clear()
     _recent[fingerprint] = (now + settings.GEMPROXY_AUTH_CACHE_SECONDS, key)
     return key
-
-
-def forget_cached_keys() -> None:
-    """For tests and admin actions that must take effect at once in this process."""
-    _recent.clear()

@@ -6,6 +6,8 @@ import json
 
 from django.http import HttpResponse
 
+from accounts.rejections import Rejection
+
 
 class ApiError(Exception):
     """Raised anywhere on the request path; the view turns it into a Gemini-shaped answer."""
@@ -27,6 +29,19 @@ class ApiError(Exception):
         self.details = details
         self.outcome = outcome  # the usage record's outcome
         self.headers = headers or {}
+
+    @classmethod
+    def from_rejection(cls, rejection: Rejection) -> ApiError:
+        """A refusal by the key's rules or limits, with Google's details and Retry-After."""
+        headers = {"Retry-After": str(rejection.retry_after)} if rejection.retry_after else {}
+        return cls(
+            rejection.http_status,
+            rejection.status,
+            rejection.message,
+            details=rejection.details,
+            outcome=rejection.reason,
+            headers=headers,
+        )
 
     def body(self) -> dict:
         error: dict = {"code": self.http_status, "message": self.message, "status": self.status}
@@ -53,23 +68,6 @@ def invalid_argument(message: str) -> ApiError:
 
 def not_found(message: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", message)
-
-
-def invalid_api_key() -> ApiError:
-    return ApiError(
-        400,
-        "INVALID_ARGUMENT",
-        "API key not valid. Please pass a valid API key.",
-        details=[
-            {
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                "reason": "API_KEY_INVALID",
-                "domain": "googleapis.com",
-                "metadata": {"service": "generativelanguage.googleapis.com"},
-            }
-        ],
-        outcome="rejected_auth",
-    )
 
 
 def missing_api_key() -> ApiError:

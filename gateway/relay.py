@@ -135,10 +135,7 @@ class Relay:
         try:
             self.admission = await admit(key, model=self.call.model, client_ip=self.event.client_ip, request_body=body)
         except Rejection as rejection:
-            headers = {"Retry-After": str(rejection.retry_after)} if rejection.retry_after else {}
-            raise ApiError(
-                rejection.http_status, rejection.status, rejection.message, outcome=rejection.reason, headers=headers
-            ) from None
+            raise ApiError.from_rejection(rejection) from None
         self.exchange = Exchange(
             Task(
                 method=self.request.method or "GET",

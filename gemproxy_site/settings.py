@@ -123,6 +123,7 @@ if REDIS_URL:
         }
     }
     GEMPROXY_REGISTRY = "executors.registry.RedisRegistry"
+    GEMPROXY_COUNTERS = "accounts.counters.in_redis.RedisCounters"
 else:
     CHANNEL_LAYERS = {
         "default": {
@@ -133,6 +134,7 @@ else:
         }
     }
     GEMPROXY_REGISTRY = "executors.registry.LocalRegistry"
+    GEMPROXY_COUNTERS = "accounts.counters.in_process.InProcessCounters"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -146,7 +148,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-LOGIN_URL = "/admin/login/"
+# Members sign in here; the admin's own login page refuses non-staff users.
+LOGIN_URL = "/me/login/"
 
 # The API's own limit is checked in the gateway (GEMPROXY_MAX_BODY_BYTES) so
 # that an oversized body gets a Gemini-shaped error; Django's must not be lower.
@@ -166,8 +169,16 @@ GEMPROXY_COOLDOWN = env_float("GEMPROXY_COOLDOWN", 60.0)
 # the deadline is generous because browsers delay even message handlers there.
 GEMPROXY_HEARTBEAT_INTERVAL = env_float("GEMPROXY_HEARTBEAT_INTERVAL", 15.0)
 GEMPROXY_HEARTBEAT_TIMEOUT = env_float("GEMPROXY_HEARTBEAT_TIMEOUT", 60.0)
-# Seconds a proxy key's lookup is trusted before asking the database again.
+# Seconds a proxy key's lookup is trusted before asking the database again,
+# which is also how long a revocation takes to reach every gateway process.
 GEMPROXY_AUTH_CACHE_SECONDS = env_float("GEMPROXY_AUTH_CACHE_SECONDS", 5.0)
+
+# Limits and usage.
+GEMPROXY_ROTATION_GRACE_SECONDS = env_int("GEMPROXY_ROTATION_GRACE_SECONDS", 24 * 3600)
+GEMPROXY_LEASE_SECONDS = env_float("GEMPROXY_LEASE_SECONDS", 60.0)
+GEMPROXY_TOKEN_ESTIMATE_MAX = env_int("GEMPROXY_TOKEN_ESTIMATE_MAX", 4096)
+GEMPROXY_USAGE_FLUSH_SECONDS = env_float("GEMPROXY_USAGE_FLUSH_SECONDS", 1.0)
+GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
 
 LOGGING = {
     "version": 1,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2 as httpx
 import pytest
@@ -23,27 +21,9 @@ TOKENS_PER_DAY = 1_000_000
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[ThreadedUpstream]:
-    fake = ThreadedUpstream()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    install = Deployment(Path(tmp_path_factory.mktemp("limits")))
-    yield install
-    install.stop()
-
-
-@pytest.fixture(scope="module")
 def gateway(deployment: Deployment) -> Gateway:
+    """A gateway of this module alone; each test brings the executors it needs."""
     return deployment.start_gateway()
-
-
-@pytest.fixture(scope="module")
-def executor_token(deployment: Deployment) -> str:
-    return deployment.executor_token("ana@example.com")
 
 
 @pytest.fixture
