@@ -118,6 +118,13 @@ class Deployment:
         wait_until(gateway.accepting, what=f"{name} to listen on {port}")
         return gateway
 
+    def start_gateway_with_agent(self, name: str, token: str, upstream: str, **settings: str) -> Gateway:
+        """A gateway of its own with one headless executor connected to it."""
+        gateway = self.start_gateway(name, **settings)
+        self.start_agent(gateway, token, upstream, name=f"{name}-agent")
+        gateway.wait_for_executors(1)
+        return gateway
+
     def start_agent(self, gateway: Gateway, token: str, upstream: str, name: str, concurrency: int = 4) -> Process:
         process = Process(
             name,

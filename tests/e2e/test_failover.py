@@ -97,9 +97,7 @@ def test_an_executor_killed_before_the_first_byte_is_replaced_transparently(
 def test_a_client_that_leaves_mid_stream_cancels_the_upstream_call(
     deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
 ) -> None:
-    gateway = deployment.start_gateway("gw-cancel")
-    deployment.start_agent(gateway, executor_token, upstream.url, name="gets-cancelled")
-    gateway.wait_for_executors(1)
+    gateway = deployment.start_gateway_with_agent("gw-cancel", executor_token, upstream.url)
     upstream.fake.stream_aborted.clear()
 
     with (

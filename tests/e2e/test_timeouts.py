@@ -66,9 +66,9 @@ def test_an_executor_that_never_acknowledges_is_passed_over(
 def test_no_first_byte_in_time_is_deadline_exceeded_and_cancelled(
     deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
 ) -> None:
-    gateway = deployment.start_gateway("gw-first-byte", GEMPROXY_FIRST_BYTE_TIMEOUT="1")
-    deployment.start_agent(gateway, executor_token, upstream.url, name="slow-upstream")
-    gateway.wait_for_executors(1)
+    gateway = deployment.start_gateway_with_agent(
+        "gw-first-byte", executor_token, upstream.url, GEMPROXY_FIRST_BYTE_TIMEOUT="1"
+    )
     upstream.fake.stream_aborted.clear()
 
     with pytest.raises(errors.ServerError) as raised:
@@ -81,9 +81,7 @@ def test_no_first_byte_in_time_is_deadline_exceeded_and_cancelled(
 def test_a_stream_that_goes_quiet_ends_with_an_error_event_and_a_cancel(
     deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
 ) -> None:
-    gateway = deployment.start_gateway("gw-idle", GEMPROXY_IDLE_TIMEOUT="1")
-    deployment.start_agent(gateway, executor_token, upstream.url, name="quiet-upstream")
-    gateway.wait_for_executors(1)
+    gateway = deployment.start_gateway_with_agent("gw-idle", executor_token, upstream.url, GEMPROXY_IDLE_TIMEOUT="1")
     upstream.fake.stream_aborted.clear()
 
     with httpx.Client(base_url=gateway.url, timeout=30) as http:
@@ -103,9 +101,7 @@ def test_a_stream_that_goes_quiet_ends_with_an_error_event_and_a_cancel(
 def test_a_call_over_the_total_time_limit_is_stopped(
     deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
 ) -> None:
-    gateway = deployment.start_gateway("gw-total", GEMPROXY_TOTAL_TIMEOUT="2")
-    deployment.start_agent(gateway, executor_token, upstream.url, name="endless-upstream")
-    gateway.wait_for_executors(1)
+    gateway = deployment.start_gateway_with_agent("gw-total", executor_token, upstream.url, GEMPROXY_TOTAL_TIMEOUT="2")
 
     stream = iter(
         sdk_client(gateway, proxy_key).models.generate_content_stream(
