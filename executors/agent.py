@@ -133,9 +133,11 @@ class Task:
     body: list[bytes] = field(default_factory=list)
     runner: asyncio.Task[None] | None = None
     ack_timer: asyncio.TimerHandle | None = None
+    is_answered: bool = False
 
     def answered(self) -> None:
         """The first frame about this task is leaving: no separate ack is needed any more."""
+        self.is_answered = True
         if self.ack_timer is not None:
             self.ack_timer.cancel()
             self.ack_timer = None
@@ -182,8 +184,10 @@ class Connection:
         finally:
             await self._abandon_tasks()
 
-    async def send(self, frame: Mapping[str, Any]) -> None:
+    async def send(self, frame: Mapping[str, Any], *, unless_answered: Task | None = None) -> None:
         async with self._send_lock:
+            if unless_answered is not None and unless_answered.is_answered:
+                return  # an ack queued behind the answer itself would arrive after the task ended
             try:
                 await self.ws.send_str(protocol.dumps(dict(frame)))
             except (ConnectionError, aiohttp.ClientError) as exc:
@@ -234,7 +238,7 @@ class Connection:
     def _ack_late(self, task: Task) -> None:
         task.ack_timer = None
         if self.tasks.get(task.id) is task:
-            sending = asyncio.create_task(self.send(protocol.Ack(type="ack", id=task.id)))
+            sending = asyncio.create_task(self.send(protocol.Ack(type="ack", id=task.id), unless_answered=task))
             self._late_acks.add(sending)  # the loop keeps only a weak reference
             sending.add_done_callback(self._late_acks.discard)
 
@@ -342,6 +346,9 @@ class Connection:
         return seq
 
     async def _fail(self, task_id: str, code: protocol.ErrorCode, message: str) -> None:
+        task = self.tasks.get(task_id)
+        if task is not None:
+            task.answered()
         await self.send(protocol.Error(type="error", id=task_id, code=code, message=message))
 
     async def _abandon_tasks(self) -> None:

@@ -132,8 +132,8 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         reply_channel = self.attempts.get(attempt_id)  # type: ignore[arg-type]
         if reply_channel is None:
             return  # a late frame of an attempt that is over: dropped by design
-        if frame["type"] in ("response_end", "error"):
-            del self.attempts[attempt_id]
+        if frame["type"] in ("response_end", "error") or (frame["type"] == "response_start" and frame.get("end")):
+            del self.attempts[attempt_id]  # the attempt is over: later frames about it are dropped
         await self.channel_layer.send(reply_channel, {"type": "executor.frame", "frame": frame})
 
     async def _heartbeat_loop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -164,3 +165,21 @@ async def test_a_lost_executor_fails_its_tasks_at_once(token: str) -> None:
     message = await layer.receive(reply)
     assert message["frame"]["code"] == "executor_lost"
     assert await get_registry().snapshot() == []
+
+
+async def test_an_answer_whole_in_its_first_frame_ends_the_attempt(connected: WebsocketCommunicator) -> None:
+    layer = get_channel_layer()
+    reply = await layer.new_channel()
+    lease = await get_registry().acquire("m")
+    task = {"type": "executor.task", "method": "GET", "path": "/v1/models", "query": "", "headers": {}, "body": b""}
+    await layer.send(lease.channel_name, {**task, "attempt_id": "short", "reply_channel": reply})
+    await connected.receive_from()
+    whole = {"type": "response_start", "id": "short", "status": 200, "headers": {}, "data": "e30=", "end": True}
+
+    await connected.send_to(text_data=json.dumps(whole))
+    await connected.send_to(text_data=json.dumps({"type": "ack", "id": "short"}))
+    await connected.send_to(text_data=json.dumps({"type": "pong", "nonce": "1"}))
+
+    assert (await layer.receive(reply))["frame"] == whole
+    await asyncio.sleep(0.05)
+    assert layer.channels.get(reply) is None or layer.channels[reply].empty(), "the late ack was not forwarded"

@@ -203,9 +203,7 @@ def test_a_wrong_method_is_refused_in_geminis_shape(http, proxy_key: str) -> Non
     assert "Method GET is not allowed" in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize(
-    "path", ["/v1beta/models/gemini-2.5-flash:fooBar", "/v1beta/nothingHere", "/v1/models/a/b/c"]
-)
+@pytest.mark.parametrize("path", ["/v1beta/models/gemini-2.5-flash:fooBar", "/v1beta/nothingHere", "/v1/models/a/b/c"])
 def test_unknown_paths_are_not_found_in_geminis_shape(http, proxy_key: str, path: str) -> None:
     response = http.post(path, json={}, headers={"x-goog-api-key": proxy_key})
 
