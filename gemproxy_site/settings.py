@@ -127,7 +127,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "executors.layers.LocalChannelLayer",
             # A reply channel can hold a whole large answer while the client
             # reads slowly; the default of 100 messages would overflow.
             "CONFIG": {"capacity": 100_000, "expiry": 120},
