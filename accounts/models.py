@@ -215,6 +215,7 @@ OUTCOME_CHOICES = [
     ("executor_lost", "executor lost"),
     ("timeout", "timeout"),
     ("unavailable", "no executor available"),
+    ("gateway_error", "gateway error"),
 ]
 
 

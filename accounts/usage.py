@@ -33,6 +33,7 @@ OUTCOMES = (
     "executor_lost",
     "timeout",
     "unavailable",
+    "gateway_error",
 )
 
 BATCH_SIZE = 500

@@ -70,6 +70,10 @@ def not_found(message: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", message)
 
 
+def internal_error() -> ApiError:
+    return ApiError(500, "INTERNAL", "An internal error occurred in the gateway.", outcome="gateway_error")
+
+
 def missing_api_key() -> ApiError:
     return ApiError(
         403,

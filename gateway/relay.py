@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.request import RequestDataTooBig
 
 from accounts import usage
 from accounts.limits import Admission, Rejection, admit
 from accounts.usage import UsageEvent
 from executors.dispatcher import DispatchError, Exchange, ResponseHead, Task
 from gateway.auth import authenticate
-from gateway.errors import ApiError, invalid_argument
+from gateway.errors import ApiError, internal_error, invalid_argument
 from gateway.framing import JsonArrayFraming, SseFraming, UsageTracker
 
 log = logging.getLogger("gemproxy.calls")
@@ -57,14 +58,21 @@ def _query_without_key(request: HttpRequest) -> str:
     return query.urlencode()
 
 
+def _too_large() -> ApiError:
+    return invalid_argument(f"Request payload size exceeds the limit: {settings.GEMPROXY_MAX_BODY_BYTES} bytes.")
+
+
 def _checked_body(request: HttpRequest) -> bytes:
     """The body, if it is one the upstream could accept; never forwarded otherwise."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.GEMPROXY_MAX_BODY_BYTES:
-        raise invalid_argument(f"Request payload size exceeds the limit: {settings.GEMPROXY_MAX_BODY_BYTES} bytes.")
-    body = request.body
+        raise _too_large()
+    try:
+        body = request.body
+    except RequestDataTooBig:  # sent without a Content-Length, and larger than Django accepts
+        raise _too_large() from None
     if len(body) > settings.GEMPROXY_MAX_BODY_BYTES:
-        raise invalid_argument(f"Request payload size exceeds the limit: {settings.GEMPROXY_MAX_BODY_BYTES} bytes.")
+        raise _too_large()
     if request.method in ("GET", "DELETE"):
         return b""  # SDKs may send "{}" here; the upstream needs nothing
     try:
@@ -123,6 +131,10 @@ class Relay:
         except asyncio.CancelledError:
             self.event.outcome = "client_cancelled"
             raise
+        except Exception:
+            log.exception("%s failed in the gateway", self.call.method_name)
+            self.event.outcome, self.event.status_code = "gateway_error", 500
+            return internal_error().response()
         finally:
             if not handed_over:
                 await self._finish()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from gateway.errors import ApiError, not_found
+from gateway.errors import ApiError, internal_error, not_found
 from gateway.relay import Call, Relay
 
 # Method name -> whether it streams. Everything else under models/ is unknown.
@@ -21,6 +22,8 @@ MODEL_ACTIONS = {
 }
 
 View = Callable[..., Awaitable[HttpResponse]]
+
+log = logging.getLogger(__name__)
 
 
 def gemini_api(*methods: str) -> Callable[[View], View]:
@@ -42,6 +45,9 @@ def gemini_api(*methods: str) -> Callable[[View], View]:
                 return await view(request, *args, **kwargs)
             except ApiError as error:
                 return error.response()
+            except Exception:
+                log.exception("%s %s failed in the gateway", request.method, request.path)
+                return internal_error().response()
 
         return wrapper
 
