@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -147,7 +148,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# The admin's and members' pages need only the apps' own static files, so
+# WhiteNoise serves them straight from the apps: no collectstatic step.
+WHITENOISE_USE_FINDERS = True
 # Members sign in here; the admin's own login page refuses non-staff users.
 LOGIN_URL = "/me/login/"
 
