@@ -187,9 +187,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {
+        # Every call already gets one line from gemproxy.calls; Django's own
+        # line per 4xx/5xx answer would repeat it. Keep its tracebacks.
+        "tracebacks_only": {"()": "django.utils.log.CallbackFilter", "callback": lambda record: bool(record.exc_info)},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {"django.request": {"level": "ERROR", "filters": ["tracebacks_only"]}},
 }
 
 REST_FRAMEWORK = {
