@@ -181,8 +181,21 @@ class ModelListFilter(admin.SimpleListFilter):
         return queryset.filter(model=self.value()) if self.value() is not None else queryset
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Usage is written by the gateway alone: nobody adds, edits or deletes it by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "created_at",
         "user",
@@ -204,18 +217,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
 
 @admin.register(UsageDaily)
-class UsageDashboardAdmin(admin.ModelAdmin):
+class UsageDashboardAdmin(ReadOnlyAdmin):
     """The rollup is not browsed row by row: its page is the usage dashboard."""
 
     def changelist_view(self, request: HttpRequest, extra_context=None) -> TemplateResponse:
@@ -226,12 +230,3 @@ class UsageDashboardAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/accounts/usage_dashboard.html", context)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -45,6 +45,27 @@ def communicator(token: str = "", subprotocols: list[str] | None = None) -> Webs
     return WebsocketCommunicator(application, "/ws/executor", headers=headers, subprotocols=subprotocols)
 
 
+async def send_task(attempt_id: str, body: bytes = b"") -> str:
+    """Hand the connected executor a task, as the dispatcher does; the task's reply channel."""
+    layer = get_channel_layer()
+    reply = await layer.new_channel()
+    lease = await get_registry().acquire("m")
+    await layer.send(
+        lease.channel_name,
+        {
+            "type": "executor.task",
+            "attempt_id": attempt_id,
+            "reply_channel": reply,
+            "method": "POST" if body else "GET",
+            "path": "/v1beta/models/m:generateContent" if body else "/v1/models",
+            "query": "",
+            "headers": {"content-type": "application/json"} if body else {},
+            "body": body,
+        },
+    )
+    return reply
+
+
 @pytest.fixture
 async def connected(token: str) -> AsyncIterator[WebsocketCommunicator]:
     socket = communicator(token)
@@ -105,25 +126,10 @@ async def test_a_wrong_protocol_version_is_closed_with_4002(token: str) -> None:
 
 
 async def test_a_large_body_leaves_in_frames_under_a_mebibyte(connected: WebsocketCommunicator) -> None:
-    layer = get_channel_layer()
-    lease = await get_registry().acquire("m")
     body = bytes(range(256)) * (3 * 4096)  # 3 MiB
-    await layer.send(
-        lease.channel_name,
-        {
-            "type": "executor.task",
-            "attempt_id": "attempt-1",
-            "reply_channel": await layer.new_channel(),
-            "method": "POST",
-            "path": "/v1beta/models/m:generateContent",
-            "query": "",
-            "headers": {"content-type": "application/json"},
-            "body": body,
-        },
-    )
+    await send_task("attempt-1", body)
 
-    request_text = await connected.receive_from()
-    request = json.loads(request_text)
+    request = json.loads(await connected.receive_from())
     pieces = [await connected.receive_from() for _ in range(request["body_chunks"])]
 
     assert request["body_chunks"] == 12
@@ -134,17 +140,13 @@ async def test_a_large_body_leaves_in_frames_under_a_mebibyte(connected: Websock
 async def test_frames_go_to_their_tasks_reply_channel_and_stale_ones_are_dropped(
     connected: WebsocketCommunicator,
 ) -> None:
-    layer = get_channel_layer()
-    reply = await layer.new_channel()
-    lease = await get_registry().acquire("m")
-    task = {"type": "executor.task", "method": "GET", "path": "/v1/models", "query": "", "headers": {}, "body": b""}
-    await layer.send(lease.channel_name, {**task, "attempt_id": "live", "reply_channel": reply})
+    reply = await send_task("live")
     await connected.receive_from()
 
     await connected.send_to(text_data=json.dumps({"type": "ack", "id": "abandoned-long-ago"}))
     await connected.send_to(text_data=json.dumps({"type": "ack", "id": "live"}))
 
-    message = await layer.receive(reply)
+    message = await get_channel_layer().receive(reply)
     assert message["frame"] == {"type": "ack", "id": "live"}
 
 
@@ -153,26 +155,19 @@ async def test_a_lost_executor_fails_its_tasks_at_once(token: str) -> None:
     await socket.connect()
     await socket.send_to(text_data=json.dumps(HELLO))
     await socket.receive_from()
-    layer = get_channel_layer()
-    reply = await layer.new_channel()
-    lease = await get_registry().acquire("m")
-    task = {"type": "executor.task", "method": "GET", "path": "/v1/models", "query": "", "headers": {}, "body": b""}
-    await layer.send(lease.channel_name, {**task, "attempt_id": "doomed", "reply_channel": reply})
+    reply = await send_task("doomed")
     await socket.receive_from()
 
     await socket.disconnect()
 
-    message = await layer.receive(reply)
+    message = await get_channel_layer().receive(reply)
     assert message["frame"]["code"] == "executor_lost"
     assert await get_registry().snapshot() == []
 
 
 async def test_an_answer_whole_in_its_first_frame_ends_the_attempt(connected: WebsocketCommunicator) -> None:
     layer = get_channel_layer()
-    reply = await layer.new_channel()
-    lease = await get_registry().acquire("m")
-    task = {"type": "executor.task", "method": "GET", "path": "/v1/models", "query": "", "headers": {}, "body": b""}
-    await layer.send(lease.channel_name, {**task, "attempt_id": "short", "reply_channel": reply})
+    reply = await send_task("short")
     await connected.receive_from()
     whole = {"type": "response_start", "id": "short", "status": 200, "headers": {}, "data": "e30=", "end": True}
 
