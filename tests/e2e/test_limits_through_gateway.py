@@ -54,6 +54,18 @@ def post(gateway: Gateway, key: str, method: str, text: str, **params) -> httpx.
     )
 
 
+def held_stream(gateway: Gateway, key: str):
+    """A stream whose upstream holds everything after the first chunk until released."""
+    return httpx.stream(
+        "POST",
+        f"{gateway.url}{MODEL_PATH}:streamGenerateContent",
+        params={"alt": "sse"},
+        content=body("a long story #hold"),
+        headers={"x-goog-api-key": key, "content-type": "application/json"},
+        timeout=30,
+    )
+
+
 def usage_rows(deployment: Deployment, where: str, *args) -> list[sqlite3.Row]:
     with sqlite3.connect(deployment.tmp / "gemproxy.sqlite3") as db:
         db.row_factory = sqlite3.Row
@@ -62,14 +74,7 @@ def usage_rows(deployment: Deployment, where: str, *args) -> list[sqlite3.Row]:
 
 def test_a_client_that_disconnects_mid_stream_gives_back_its_slot(deployment, gateway, agent, upstream):
     key = issue_key(deployment, "dora", "--concurrency", "1")
-    with httpx.stream(
-        "POST",
-        f"{gateway.url}{MODEL_PATH}:streamGenerateContent",
-        params={"alt": "sse"},
-        content=body("a long story #hold"),
-        headers={"x-goog-api-key": key, "content-type": "application/json"},
-        timeout=30,
-    ) as stream:
+    with held_stream(gateway, key) as stream:
         chunks = stream.iter_bytes()  # kept: dropping the iterator would close the connection
         assert next(chunks).startswith(b"data: ")
         refused = post(gateway, key, "generateContent", "meanwhile")
@@ -85,14 +90,7 @@ def test_an_executor_that_dies_mid_stream_gives_back_the_slot(deployment, gatewa
     key = issue_key(deployment, "eve", "--concurrency", "1")
     doomed = deployment.start_agent(gateway, executor_token, upstream.url, name="doomed-agent")
     gateway.wait_for_executors(1)
-    with httpx.stream(
-        "POST",
-        f"{gateway.url}{MODEL_PATH}:streamGenerateContent",
-        params={"alt": "sse"},
-        content=body("a long story #hold"),
-        headers={"x-goog-api-key": key, "content-type": "application/json"},
-        timeout=30,
-    ) as stream:
+    with held_stream(gateway, key) as stream:
         chunks = stream.iter_bytes()
         next(chunks)
         doomed.kill()
