@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from google.genai import errors
 
 from tests.e2e.conftest import sdk_client
 from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream
@@ -56,3 +57,21 @@ def test_many_calls_across_processes_all_succeed(two_gateways) -> None:
     ]
 
     assert [text.split()[2] for text in texts] == [str(n) for n in range(10)]
+
+
+def test_a_limit_holds_exactly_across_processes(distributed: Deployment, two_gateways) -> None:
+    gateway_a, gateway_b, _ = two_gateways
+    # A daily limit, so the calls cannot straddle a window's edge.
+    key = distributed.manage("create_proxy_key", "--user", "dave", "--rpd", "3")
+
+    statuses = [sdk_status(gateway, key, f"limited call {n}") for n, gateway in enumerate([gateway_a, gateway_b] * 4)]
+
+    assert sorted(statuses) == [200] * 3 + [429] * 5
+
+
+def sdk_status(gateway: Gateway, key: str, text: str) -> int:
+    try:
+        sdk_client(gateway, key).models.generate_content(model="gemini-2.5-flash", contents=text)
+    except errors.APIError as error:
+        return error.code
+    return 200
