@@ -152,7 +152,8 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
                 await self.close(code=protocol.CLOSE_ACCOUNT_DISABLED)
                 await self._leave()
                 return
-            await get_registry().heartbeat(self.info.connection_id, time.time() - silent_for + timeout)
+            deadline = time.time() - silent_for + timeout
+            await get_registry().heartbeat(self.info.connection_id, deadline, len(self.attempts))
             await self.send(text_data=protocol.dumps({"type": "ping", "nonce": str(beat)}))
 
     async def executor_task(self, message: dict) -> None:

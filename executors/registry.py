@@ -49,7 +49,14 @@ class Registry:
     async def register(self, info: ExecutorInfo, deadline: float) -> None:
         raise NotImplementedError
 
-    async def heartbeat(self, connection_id: str, deadline: float) -> None:
+    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> None:
+        """Push the deadline out, and set the task count to what the executor's consumer holds.
+
+        The consumer's count is the truth: a gateway process that died in the
+        middle of a call never releases its slot, and this heals that within
+        one heartbeat. Tasks on their way to the consumer (a millisecond) may
+        be missed by it; the executor queues or refuses an extra one.
+        """
         raise NotImplementedError
 
     async def unregister(self, connection_id: str) -> None:
@@ -94,9 +101,10 @@ class LocalRegistry(Registry):
         self._in_flight[info.connection_id] = 0
         self._notify()
 
-    async def heartbeat(self, connection_id: str, deadline: float) -> None:
+    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> None:
         if connection_id in self._executors:
             self._deadlines[connection_id] = deadline
+            self._in_flight[connection_id] = in_flight
 
     async def unregister(self, connection_id: str) -> None:
         self._executors.pop(connection_id, None)
@@ -189,6 +197,15 @@ local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if n > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end
 """
 
+# KEYS: deadlines zset, in-flight hash. ARGV: connection id, deadline, tasks in flight.
+# Only for a connection still registered, so a late heartbeat cannot revive one.
+_HEARTBEAT = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
+"""
+
 
 class RedisRegistry(Registry):
     # Polling instead of pub/sub keeps the waiting side simple; it only runs
@@ -206,6 +223,7 @@ class RedisRegistry(Registry):
         self._turn = prefix + "turn"
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
+        self._heartbeat = self._redis.register_script(_HEARTBEAT)
 
     async def register(self, info: ExecutorInfo, deadline: float) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -214,8 +232,8 @@ class RedisRegistry(Registry):
             pipe.zadd(self._deadlines, {info.connection_id: deadline})
             await pipe.execute()
 
-    async def heartbeat(self, connection_id: str, deadline: float) -> None:
-        await self._redis.zadd(self._deadlines, {connection_id: deadline}, xx=True)
+    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> None:
+        await self._heartbeat(keys=[self._deadlines, self._in_flight], args=[connection_id, deadline, in_flight])
 
     async def unregister(self, connection_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

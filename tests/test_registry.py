@@ -101,6 +101,25 @@ async def test_a_cooled_down_account_is_skipped_for_that_model_only(registry: Re
     assert flash.connection_id == "conn-a"
 
 
+async def test_a_heartbeat_heals_a_slot_whose_release_never_came(registry: Registry) -> None:
+    await registry.register(executor("a", slots=1), alive())
+    await registry.acquire("m")  # its gateway process dies: no release follows
+    assert await registry.acquire("m") is None
+
+    await registry.heartbeat("conn-a", alive(), in_flight=0)
+
+    assert await registry.acquire("m") is not None
+
+
+async def test_a_heartbeat_does_not_revive_a_departed_executor(registry: Registry) -> None:
+    await registry.register(executor("a"), alive())
+    await registry.unregister("conn-a")
+
+    await registry.heartbeat("conn-a", alive(), in_flight=0)
+
+    assert await registry.snapshot() == []
+
+
 async def test_an_executor_past_its_heartbeat_deadline_is_not_chosen(registry: Registry) -> None:
     await registry.register(executor("a"), time.time() - 1)
 

@@ -6,7 +6,7 @@ import pytest
 from google.genai import errors
 
 from tests.e2e.conftest import sdk_client
-from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream
+from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,20 @@ def sdk_status(gateway: Gateway, key: str, text: str) -> int:
     except errors.APIError as error:
         return error.code
     return 200
+
+
+def test_a_gateway_process_that_dies_mid_call_does_not_keep_the_executors_slot(
+    distributed: Deployment, two_gateways, upstream: ThreadedUpstream
+) -> None:
+    gateway_a, _, key = two_gateways
+    doomed = distributed.start_gateway("gateway-c")
+    client = sdk_client(doomed, key)
+    stream = iter(client.models.generate_content_stream(model="gemini-2.5-flash", contents="orphaned call #hold"))
+    assert next(stream).text
+    assert gateway_a.health()["busy"] == 1
+
+    doomed.process.kill()  # no chance to release the slot it took
+    upstream.release()  # the executor finishes the call for nobody
+
+    # The consumer's heartbeat (every 2 s here) sets the count to what it holds.
+    wait_until(lambda: gateway_a.health()["busy"] == 0, timeout=10, what="the orphaned slot to be freed")
