@@ -110,10 +110,11 @@ class Relay:
             head = await self._start()
             if self.call.streamed and head.status == 200:
                 stream = self._stream()
-                # Started here so that its ``finally`` owns the clean-up from now
-                # on, even if the client leaves before Django iterates it.
-                first = await anext(stream)
+                # Started here so that its ``finally`` owns the clean-up from its
+                # first step on, even if the client leaves before Django iterates
+                # it, and even if the upstream's stream turns out to be empty.
                 handed_over = True
+                first = await anext(stream, b"")
                 return self._streaming_response(head, first, stream)
             body = b"".join([piece async for piece in self.exchange.body()])
             self.usage.feed(body)

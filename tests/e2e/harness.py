@@ -21,6 +21,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
 from tests.fake_upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,3 +208,41 @@ class ThreadedUpstream:
         self.call(self.fake.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+class ScriptedExecutor:
+    """A raw protocol-v1 executor whose answers a test writes frame by frame.
+
+    ``answer(request)`` returns the frames to send for a task (their ``id`` is
+    filled in); without ``answer`` it never answers at all. It says hello,
+    answers pings, and keeps every frame it received in ``frames``.
+    """
+
+    def __init__(self, gateway: Gateway, token: str, answer: Callable[[dict], list[dict]] | None = None) -> None:
+        self.frames: list[dict] = []
+        self._answer = answer
+        url = gateway.url.replace("http", "ws", 1) + "/ws/executor"
+        self._socket = connect(url, additional_headers={"Authorization": f"Bearer {token}"}).__enter__()
+        hello = {"type": "hello", "protocol": 1, "executor_id": "scripted", "label": "", "software": "scripted/1"}
+        self._socket.send(json.dumps({**hello, "max_concurrency": 4}))
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        try:
+            for text in self._socket:
+                frame = json.loads(text)
+                self.frames.append(frame)
+                if frame["type"] == "ping":
+                    self._socket.send(json.dumps({"type": "pong", "nonce": frame["nonce"]}))
+                elif frame["type"] == "request" and self._answer is not None:
+                    for reply in self._answer(frame):
+                        self._socket.send(json.dumps({**reply, "id": frame["id"]}))
+        except ConnectionClosed:
+            pass
+
+    def kinds(self) -> list[str]:
+        return [frame["type"] for frame in self.frames]
+
+    def close(self) -> None:
+        self._socket.close()

@@ -3,52 +3,20 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import httpx2 as httpx
 import pytest
 from google.genai import errors
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 from tests.e2e.conftest import sdk_client
-from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream, wait_until
-
-
-class SilentExecutor:
-    """Says hello, then never acknowledges a task: a tab frozen by the browser, say."""
-
-    def __init__(self, gateway: Gateway, token: str) -> None:
-        self.frames: list[dict] = []
-        url = gateway.url.replace("http", "ws") + "/ws/executor"
-        self._socket = connect(url, additional_headers={"Authorization": f"Bearer {token}"}).__enter__()
-        hello = {"type": "hello", "protocol": 1, "executor_id": "silent", "label": "", "software": "silent/1"}
-        self._socket.send(json.dumps({**hello, "max_concurrency": 4}))
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> None:
-        try:
-            for text in self._socket:
-                frame = json.loads(text)
-                self.frames.append(frame)
-                if frame["type"] == "ping":
-                    self._socket.send(json.dumps({"type": "pong", "nonce": frame["nonce"]}))
-        except ConnectionClosed:
-            pass
-
-    def kinds(self) -> list[str]:
-        return [frame["type"] for frame in self.frames]
-
-    def close(self) -> None:
-        self._socket.close()
+from tests.e2e.harness import Deployment, ScriptedExecutor, ThreadedUpstream, wait_until
 
 
 def test_an_executor_that_never_acknowledges_is_passed_over(
     deployment: Deployment, executor_token: str, proxy_key: str, upstream: ThreadedUpstream
 ) -> None:
     gateway = deployment.start_gateway("gw-no-ack", GEMPROXY_ACK_TIMEOUT="1")
-    silent = SilentExecutor(gateway, executor_token)
+    silent = ScriptedExecutor(gateway, executor_token)  # never answers: a tab frozen by the browser, say
     deployment.start_agent(gateway, executor_token, upstream.url, name="acks")
     gateway.wait_for_executors(2)
     client = sdk_client(gateway, proxy_key)
@@ -115,3 +83,27 @@ def test_a_call_over_the_total_time_limit_is_stopped(
     assert raised.value.code == 504
     assert "total time limit" in raised.value.message
     upstream.release()
+
+
+def test_an_empty_stream_is_an_empty_answer_not_a_fault(deployment: Deployment, executor_token: str, proxy_key: str):
+    gateway = deployment.start_gateway("gw-empty-stream")
+    headers = {"content-type": "text/event-stream"}
+    ScriptedExecutor(
+        gateway,
+        executor_token,
+        lambda request: [
+            {"type": "response_start", "status": 200, "headers": headers},
+            {"type": "response_end", "chunks": 0},
+        ],
+    )
+    gateway.wait_for_executors(1)
+
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        response = http.post(
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            json={"contents": [{"parts": [{"text": "nothing to say"}]}]},
+            headers={"x-goog-api-key": proxy_key},
+        )
+
+    assert response.status_code == 200
+    assert response.content == b""
