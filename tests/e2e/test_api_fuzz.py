@@ -25,13 +25,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream, wait_until
-
 
 EXAMPLES = int(os.environ.get("GEMPROXY_FUZZ_EXAMPLES", "60"))
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
