@@ -205,6 +205,7 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "streamed",
         "outcome",
         "status_code",
+        "calls",
         "total_tokens",
         "latency_ms",
         "executor_account",
