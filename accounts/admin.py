@@ -17,6 +17,7 @@ from accounts.counters import CountersUnavailable, get_counters
 from accounts.models import DefaultLimits, ProxyKey, UsageDaily, UsageRecord
 from accounts.policy import KeyPolicy
 from accounts.reports import Period, top_models
+from accounts.signin import AdminSignInForm
 
 LIMIT_FIELDS = ("rpm", "rpd", "tpm", "tpd", "concurrency", "allowed_models", "ip_allowlist")
 
@@ -66,6 +67,9 @@ class ProxyKeyInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+
+# Wrong passwords are counted and, past a limit, refused for a while.
+admin.site.login_form = AdminSignInForm
 
 User = get_user_model()
 admin.site.unregister(User)

@@ -323,3 +323,17 @@ class UsageDaily(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens
+
+
+class SignInFailures(models.Model):
+    """Failed sign-ins of one username from one address, counted by ``accounts.signin``."""
+
+    key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the username and the address.")
+    failures = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True, help_text="The count is forgotten then.")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "sign-in failures"
+
+    def __str__(self) -> str:
+        return f"{self.failures} failed sign-ins until {self.expires_at:%Y-%m-%d %H:%M:%S}"
