@@ -18,6 +18,7 @@ from accounts.models import DefaultLimits, ProxyKey, UsageDaily, UsageRecord
 from accounts.policy import KeyPolicy
 from accounts.reports import Period, top_models
 from accounts.signin import AdminSignInForm
+from accounts.storable import storable
 
 LIMIT_FIELDS = ("rpm", "rpd", "tpm", "tpd", "concurrency", "allowed_models", "ip_allowlist")
 
@@ -182,7 +183,8 @@ class ModelListFilter(admin.SimpleListFilter):
         return [(row["model"], row["name"]) for row in top_models(Period.last_days(90), limit=50)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[UsageRecord]):
-        return queryset.filter(model=self.value()) if self.value() is not None else queryset
+        # Stored models went through ``storable``: so does the one asked for (a NUL would fail on PostgreSQL).
+        return queryset.filter(model=storable(self.value(), 200)) if self.value() is not None else queryset
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
