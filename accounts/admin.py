@@ -17,6 +17,8 @@ from accounts.counters import CountersUnavailable, get_counters
 from accounts.models import DefaultLimits, ProxyKey, UsageDaily, UsageRecord
 from accounts.policy import KeyPolicy
 from accounts.reports import Period, top_models
+from accounts.signin import AdminSignInForm
+from accounts.storable import storable
 
 LIMIT_FIELDS = ("rpm", "rpd", "tpm", "tpd", "concurrency", "allowed_models", "ip_allowlist")
 
@@ -66,6 +68,9 @@ class ProxyKeyInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+
+# Wrong passwords are counted and, past a limit, refused for a while.
+admin.site.login_form = AdminSignInForm
 
 User = get_user_model()
 admin.site.unregister(User)
@@ -178,7 +183,8 @@ class ModelListFilter(admin.SimpleListFilter):
         return [(row["model"], row["name"]) for row in top_models(Period.last_days(90), limit=50)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[UsageRecord]):
-        return queryset.filter(model=self.value()) if self.value() is not None else queryset
+        # Stored models went through ``storable``: so does the one asked for (a NUL would fail on PostgreSQL).
+        return queryset.filter(model=storable(self.value(), 200)) if self.value() is not None else queryset
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -205,6 +211,7 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "streamed",
         "outcome",
         "status_code",
+        "calls",
         "total_tokens",
         "latency_ms",
         "executor_account",

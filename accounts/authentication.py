@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
 from accounts.models import ProxyKey
@@ -23,7 +23,11 @@ def secret_from(request) -> str:
 
 
 class ProxyKeyAuthentication(BaseAuthentication):
-    """Authenticates as the key's member; ``request.auth`` is the ``ProxyKey``."""
+    """Authenticates as the key's member; ``request.auth`` is the ``ProxyKey``.
+
+    The key's rules hold here as on the Gemini routes: revoked, expired or
+    disabled keys are refused, and so are calls from outside its IP allow-list.
+    """
 
     def authenticate(self, request: Request):
         secret = secret_from(request._request)
@@ -33,6 +37,10 @@ class ProxyKeyAuthentication(BaseAuthentication):
             key = ProxyKey.objects.authenticate(secret)
         except Rejection as rejection:
             raise AuthenticationFailed(rejection.message) from None
+        try:
+            key.check_client_ip(request._request.META.get("REMOTE_ADDR", ""))
+        except Rejection as rejection:
+            raise PermissionDenied(rejection.message) from None
         return key.user, key
 
     def authenticate_header(self, request: Request) -> str:

@@ -113,9 +113,8 @@ async def admit(key: ProxyKey, *, model: str, client_ip: str, request_body: byte
     """Let the call through and count it, or raise the ``Rejection`` that says which rule or limit refused it."""
     if key.expires_at is not None and key.is_expired():
         raise rejections.expired_key(key.prefix, key.expires_at)
+    key.check_client_ip(client_ip)
     policy = key.policy
-    if not policy.allows_ip(client_ip):
-        raise rejections.ip_not_allowed(key.prefix, client_ip)
     if not policy.allows_model(model):
         raise rejections.model_not_allowed(key.prefix, model, policy.model_patterns)
     limits = policy.limits

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from functools import cached_property
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from accounts import rejections
 from accounts.policy import KeyPolicy, build_policy, parse_networks
+from accounts.storable import storable, validate_lines, validate_one_line
 from gemproxy_site import secret_tokens
 
 KEY_KIND = "gpk"
@@ -43,13 +45,14 @@ class LimitFields(models.Model):
     concurrency = models.PositiveIntegerField("concurrent requests", null=True, blank=True, help_text=_LIMIT_HELP)
     allowed_models = models.TextField(
         blank=True,
+        validators=[validate_lines],
         help_text="Glob patterns separated by commas, e.g. gemini-2.5-*, gemini-2.0-flash. "
         "Empty on a key: the member's default. '*' or empty on a default: any model.",
     )
     ip_allowlist = models.TextField(
         "IP allow-list",
         blank=True,
-        validators=[validate_networks],
+        validators=[validate_lines, validate_networks],
         help_text="CIDRs separated by commas, e.g. 10.0.0.0/8, 2001:db8::/32. "
         "Empty on a key: the member's default. Empty on a default: any address.",
     )
@@ -71,6 +74,10 @@ class DefaultLimits(LimitFields):
         return f"Default limits of {self.user}"
 
 
+# What ``secret_tokens.issue`` makes: a kind, "_" and URL-safe base64, with room to spare.
+_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
 class ProxyKeyQuerySet(models.QuerySet):
     def usable(self) -> ProxyKeyQuerySet:
         return self.filter(is_active=True, user__is_active=True)
@@ -81,7 +88,8 @@ class ProxyKeyQuerySet(models.QuerySet):
         Raises a ``Rejection`` that says why otherwise: unknown, revoked, expired,
         or owned by a disabled account. Secrets are compared in constant time.
         """
-        if not secret:
+        if not _SECRET_SHAPE.fullmatch(secret or ""):
+            # Not one we could have issued: nothing to look up, and a NUL would fail the query on PostgreSQL.
             raise rejections.invalid_key()
         now = timezone.now()
         prefix = secret_tokens.prefix_of(secret)
@@ -106,7 +114,9 @@ class ProxyKey(LimitFields):
     """A member's personal key to the gateway; the secret itself is never stored."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="proxy_keys")
-    name = models.CharField(max_length=100, blank=True, help_text="What the member uses it for.")
+    name = models.CharField(
+        max_length=100, blank=True, validators=[validate_one_line], help_text="What the member uses it for."
+    )
     prefix = models.CharField(max_length=secret_tokens.PREFIX_LENGTH, db_index=True, editable=False)
     digest = models.CharField(max_length=64, editable=False)
     is_active = models.BooleanField(default=True, help_text="Clear to revoke the key.")
@@ -177,6 +187,11 @@ class ProxyKey(LimitFields):
             raise rejections.disabled_user(self.prefix)
         if self.is_expired(now):
             raise rejections.expired_key(self.prefix, self.expires_at)
+
+    def check_client_ip(self, client_ip: str) -> None:
+        """Raise the ``Rejection`` for a call from outside the key's IP allow-list; every route a key opens asks."""
+        if not self.policy.allows_ip(client_ip):
+            raise rejections.ip_not_allowed(self.prefix, storable(client_ip, 45))
 
     @property
     def status(self) -> str:
@@ -249,6 +264,11 @@ class UsageRecord(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     ttfb_ms = models.PositiveIntegerField(null=True, blank=True)
     client_ip = models.CharField(max_length=45, blank=True)
+    calls = models.PositiveIntegerField(
+        default=1,
+        help_text="Calls this row stands for: 1, except for calls without a valid key, "
+        "counted in one row per minute, outcome and method (model and IP are the first one's).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -303,3 +323,17 @@ class UsageDaily(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens
+
+
+class SignInFailures(models.Model):
+    """Failed sign-ins of one username from one address, counted by ``accounts.signin``."""
+
+    key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the username and the address.")
+    failures = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True, help_text="The count is forgotten then.")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "sign-in failures"
+
+    def __str__(self) -> str:
+        return f"{self.failures} failed sign-ins until {self.expires_at:%Y-%m-%d %H:%M:%S}"

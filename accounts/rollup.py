@@ -5,18 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db import transaction
-from django.db.models import Count, F, Sum
+from django.db import router, transaction
+from django.db.models import Case, F, Sum, Value, When
 from django.db.models.functions import TruncDate
 
 from accounts.models import UsageDaily, UsageRecord
 
 SUMMED = ("prompt_tokens", "candidates_tokens", "thoughts_tokens", "cached_tokens", "request_bytes", "response_bytes")
-GROUPED = ("user_id", "key_id", "model", "outcome")
+GROUPED = ("user_id", "key_id", "rollup_model", "outcome")
 
 
 def utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
+
+
+def rollup_model(record) -> str:
+    """The model a record counts under: none for calls without a valid key, whose model anyone may make up."""
+    return "" if record.key_id is None else record.model
 
 
 def add_to_rollup(records: Iterable) -> None:
@@ -26,9 +31,9 @@ def add_to_rollup(records: Iterable) -> None:
     """
     groups: dict[tuple, dict[str, int]] = {}
     for record in records:
-        group = (utc_day(record.created_at), record.user_id, record.key_id, record.model, record.outcome)
+        group = (utc_day(record.created_at), record.user_id, record.key_id, rollup_model(record), record.outcome)
         sums = groups.setdefault(group, dict.fromkeys(("requests", "latency_ms", *SUMMED), 0))
-        sums["requests"] += 1
+        sums["requests"] += record.calls
         sums["latency_ms"] += record.latency_ms
         for name in SUMMED:
             sums[name] += getattr(record, name)
@@ -50,14 +55,17 @@ def rebuild_days(first: date, last: date) -> int:
     end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
     rows = (
         UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
-        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .annotate(
+            day=TruncDate("created_at", tzinfo=UTC),
+            rollup_model=Case(When(key__isnull=True, then=Value("")), default=F("model")),
+        )
         .values("day", *GROUPED)
-        .annotate(requests=Count("pk"), latency_ms=Sum("latency_ms"), **{name: Sum(name) for name in SUMMED})
+        .annotate(requests=Sum("calls"), latency_ms=Sum("latency_ms"), **{name: Sum(name) for name in SUMMED})
         .order_by()
     )
-    with transaction.atomic():
+    with transaction.atomic(using=router.db_for_write(UsageDaily)):
         UsageDaily.objects.filter(day__gte=first, day__lte=last).delete()
-        created = UsageDaily.objects.bulk_create(UsageDaily(**row) for row in rows)
+        created = UsageDaily.objects.bulk_create(UsageDaily(model=row.pop("rollup_model"), **row) for row in rows)
     return len(created)
 
 

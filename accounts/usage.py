@@ -2,10 +2,22 @@
 
 ``record`` only puts the event on a queue. A daemon thread writes the queue
 every ``GEMPROXY_USAGE_FLUSH_SECONDS`` (or as soon as a batch is full) with one
-``bulk_create`` and adds the batch to the daily rollup in the same
+multi-row insert and adds the batch to the daily rollup in the same
 transaction. At a clean exit the rest of the queue is written (atexit).
 ``flush`` writes everything queued so far from the calling thread; tests use
 it, with the thread disabled (``GEMPROXY_USAGE_FLUSH_SECONDS = 0``).
+
+Every text field is made storable on the way in (``accounts.storable``), and
+one record the database still refuses never holds up the others: a refused
+batch is split until the refused record is alone, and only that one is
+dropped (logged, and counted in ``writer.dropped``). A database that cannot be
+reached is another matter: then the events are held back, up to
+``MAX_HELD_BACK``, and written when it answers again.
+
+Calls without a valid key are counted, not kept one by one: a flood of them
+must not fill the table. They share one row per minute, outcome, method and
+status (``calls`` says how many), which keeps the first one's model and
+address as a sample.
 """
 
 from __future__ import annotations
@@ -14,12 +26,19 @@ import atexit
 import logging
 import queue
 import threading
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 
 from django.conf import settings
-from django.db import close_old_connections, connections, router, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connections, models, router, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import F, Value
+from django.db.models.functions import Least
 from django.utils import timezone
+
+from accounts.storable import storable
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +81,7 @@ class UsageEvent:
     ttfb_ms: int | None = None
     client_ip: str = ""
     created_at: datetime = field(default_factory=timezone.now)
+    calls: int = 1  # more than 1 only for the rows that count calls without a valid key
 
     @property
     def total_tokens(self) -> int:
@@ -71,13 +91,18 @@ class UsageEvent:
 class UsageWriter:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[UsageEvent] = queue.SimpleQueue()
-        self._held_back: list[UsageEvent] = []  # a batch the database refused, retried next time
+        # Taken off the queue while the database could not be reached; written first next time.
+        self._held_back: deque[UsageEvent] = deque()
         self._write_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self.written = 0  # since start, for monitoring and tests
+        # For monitoring and tests, since start: records written, records the database
+        # refused (each logged once), and events lost because too many were held back.
+        self.written = 0
+        self.dropped = 0
+        self.lost = 0
 
     def put(self, event: UsageEvent) -> None:
         self._queue.put(event)
@@ -108,31 +133,79 @@ class UsageWriter:
                 logger.exception("usage writer: flush failed")
         connections.close_all()  # this thread's own
 
+    @property
+    def held_back(self) -> int:
+        return len(self._held_back)
+
+    def _next_batch(self) -> list[UsageEvent]:
+        batch = []
+        while self._held_back and len(batch) < BATCH_SIZE:
+            batch.append(self._held_back.popleft())
+        while len(batch) < BATCH_SIZE:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
     def flush(self) -> int:
-        """Write every event queued before this call; return how many were written."""
+        """Write every event queued before this call; return how many were written.
+
+        Stops early, keeping the rest held back, if the database cannot be reached.
+        """
         written = 0
         with self._write_lock:
-            while True:
-                batch, self._held_back = self._held_back, []
-                while len(batch) < BATCH_SIZE:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                if not batch:
-                    return written
+            while batch := self._next_batch():
                 try:
-                    write_batch(batch)
-                except Exception:
-                    logger.exception("usage writer: could not write %d records; will retry", len(batch))
-                    self._held_back = batch[-MAX_HELD_BACK:]
+                    written += self._write_or_split(batch)
+                except DatabaseUnreachable as unreachable:
+                    self._hold_back(unreachable.unwritten)
                     return written
-                written += len(batch)
-                self.written += len(batch)
+        return written
+
+    def _write_or_split(self, batch: list[UsageEvent]) -> int:
+        """Write ``batch``; halve a part the database refuses until the refused events stand alone."""
+        parts = [batch]
+        written = 0
+        while parts:
+            part = parts.pop()
+            try:
+                write_batch(part)
+            except UNREACHABLE as error:
+                _drop_broken_connection()
+                unwritten = [event for rest in (part, *reversed(parts)) for event in rest]
+                logger.warning("usage writer: database unreachable (%s); %d records held back", error, len(unwritten))
+                raise DatabaseUnreachable(unwritten) from error
+            except Exception as error:
+                if len(part) == 1:
+                    self.dropped += 1
+                    logger.error("usage writer: the database refused a usage record, dropped: %r (%s)", part[0], error)
+                else:
+                    middle = len(part) // 2
+                    parts += [part[middle:], part[:middle]]  # the first half is written first
+                continue
+            written += len(part)
+            self.written += len(part)
+        return written
+
+    def _hold_back(self, events: list[UsageEvent]) -> None:
+        # Everything queued meanwhile joins them, so memory stays bounded while the database is away.
+        self._held_back.extendleft(reversed(events))
+        while True:
+            try:
+                self._held_back.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        excess = len(self._held_back) - MAX_HELD_BACK
+        if excess > 0:
+            for _ in range(excess):
+                self._held_back.popleft()
+            self.lost += excess
+            logger.error("usage writer: %d usage records lost, more than %d held back", excess, MAX_HELD_BACK)
 
     def discard_pending(self) -> None:
         with self._write_lock:
-            self._held_back = []
+            self._held_back.clear()
             while True:
                 try:
                     self._queue.get_nowait()
@@ -140,7 +213,7 @@ class UsageWriter:
                     return
 
     def close(self) -> None:
-        """Stop the thread and write what is left; registered with atexit."""
+        """Stop the thread and write what is left, held-back events included; registered with atexit."""
         thread = self._thread
         self._closing = True
         self._wake.set()
@@ -150,40 +223,118 @@ class UsageWriter:
         try:
             self.flush()
         except Exception:
-            logger.exception("usage writer: records lost at shutdown")
+            logger.exception("usage writer: flush at shutdown failed")
+        left = self.held_back + self._queue.qsize()
+        if left:
+            logger.error("usage writer: %d usage records lost at shutdown: the database could not be reached", left)
 
 
-# Text columns' sizes; longer values are cut rather than fail the batch on PostgreSQL.
-_LENGTHS = {"model": 200, "method": 64, "outcome": 20, "executor_account": 200, "client_ip": 45}
+# The database is away, not refusing these rows: keep them for later.
+UNREACHABLE = (OperationalError, InterfaceError)
+
+
+class DatabaseUnreachable(Exception):
+    def __init__(self, unwritten: list[UsageEvent]) -> None:
+        super().__init__(f"{len(unwritten)} usage records not written")
+        self.unwritten = unwritten
+
+
+def _drop_broken_connection() -> None:
+    """Close the writer's connection if it is dead, so that the next attempt connects afresh."""
+    from accounts.models import UsageRecord
+
+    connection = connections[router.db_for_write(UsageRecord)]
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
+
+
+@cache
+def _columns() -> tuple[dict[str, int | None], dict[str, tuple[int, int]]]:
+    """Text columns with their lengths, and count columns with their ranges, of ``UsageRecord``."""
+    from accounts.models import UsageRecord
+
+    texts, counts = {}, {}
+    for column in UsageRecord._meta.concrete_fields:
+        if isinstance(column, models.CharField):
+            texts[column.attname] = column.max_length
+        elif isinstance(column, models.IntegerField) and not column.primary_key and not column.is_relation:
+            low, high = BaseDatabaseOperations.integer_field_ranges[column.get_internal_type()]
+            counts[column.attname] = (max(0, low or 0), high if high is not None else 2**63 - 1)
+    return texts, counts
+
+
+def _fit(event: UsageEvent) -> UsageEvent:
+    """Make every text storable and every count fit its column: one odd event must not fail a batch."""
+    texts, counts = _columns()
+    for name, length in texts.items():
+        setattr(event, name, storable(getattr(event, name), length))
+    for name, (low, high) in counts.items():
+        value = getattr(event, name)
+        if value is None and name == "ttfb_ms":
+            continue
+        try:
+            value = int(value or 0)
+        except (TypeError, ValueError):
+            value = 0
+        setattr(event, name, min(max(value, low), high))
+    return event
 
 
 def _row(event: UsageEvent, columns: list[str], adapt_datetime) -> tuple:
     return tuple(adapt_datetime(event.created_at) if name == "created_at" else getattr(event, name) for name in columns)
 
 
-_COUNTS = (
-    "status_code",
+def _anonymous_groups(events: list[UsageEvent]) -> list[UsageEvent]:
+    """Calls without a valid key, one event per minute, outcome, method and status, with ``calls`` summed."""
+    groups: dict[tuple, UsageEvent] = {}
+    for event in events:
+        minute = event.created_at.replace(second=0, microsecond=0)
+        group = (minute, event.outcome, event.method, event.status_code, event.streamed)
+        total = groups.get(group)
+        if total is None:
+            groups[group] = replace(event, created_at=minute, user_id=None, ttfb_ms=None, attempts=0)
+            continue
+        total.calls += event.calls
+        for name in ANONYMOUS_SUMS:
+            setattr(total, name, getattr(total, name) + getattr(event, name))
+    return [_fit(total) for total in groups.values()]
+
+
+# What an anonymous row adds up besides ``calls`` (tokens stay 0 without a key, but sum them all the same).
+ANONYMOUS_SUMS = (
     "prompt_tokens",
     "candidates_tokens",
     "thoughts_tokens",
     "cached_tokens",
     "request_bytes",
     "response_bytes",
-    "attempts",
     "latency_ms",
 )
 
 
-def _fit(event: UsageEvent) -> UsageEvent:
-    """Cut text to its column and keep counts non-negative: one odd event must not fail a batch."""
-    for name, length in _LENGTHS.items():
-        value = getattr(event, name) or ""
-        if len(value) > length:
-            setattr(event, name, value[:length])
-    for name in _COUNTS:
-        if getattr(event, name) < 0:
-            setattr(event, name, 0)
-    return event
+def _add_to_anonymous_row(total: UsageEvent) -> bool:
+    """Add to this minute's row of the same kind if one exists (another batch's, or another process's)."""
+    from accounts.models import UsageRecord
+
+    _, counts = _columns()
+    pk = (
+        UsageRecord.objects.filter(
+            created_at=total.created_at,
+            key__isnull=True,
+            outcome=total.outcome,
+            method=total.method,
+            status_code=total.status_code,
+            streamed=total.streamed,
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if pk is None:
+        return False
+    UsageRecord.objects.filter(pk=pk).update(
+        **{name: Least(F(name) + getattr(total, name), Value(counts[name][1])) for name in ("calls", *ANONYMOUS_SUMS)}
+    )
+    return True
 
 
 def write_batch(events: list[UsageEvent]) -> None:
@@ -204,12 +355,15 @@ def write_batch(events: list[UsageEvent]) -> None:
         f"INSERT INTO {quote(UsageRecord._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
-    events = [_fit(event) for event in events]
-    rows = [_row(event, columns, connection.ops.adapt_datetimefield_value) for event in events]
+    keyed = [_fit(event) for event in events if event.key_id is not None]
+    anonymous = _anonymous_groups([event for event in events if event.key_id is None])
     with transaction.atomic(using=connection.alias):
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
-        add_to_rollup(events)
+        new = keyed + [total for total in anonymous if not _add_to_anonymous_row(total)]
+        if new:
+            adapt = connection.ops.adapt_datetimefield_value
+            with connection.cursor() as cursor:
+                cursor.executemany(sql, [_row(event, columns, adapt) for event in new])
+        add_to_rollup(keyed + anonymous)
 
 
 writer = UsageWriter()

@@ -13,6 +13,7 @@ from accounts.dashboard import requests_chart, tokens_chart
 from accounts.models import UsageRecord
 from accounts.reports import Period
 from accounts.selfservice import base_url, key_summaries
+from accounts.signin import SignInForm
 
 USAGE_DAYS = 30
 RECENT_CALLS = 25
@@ -40,6 +41,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
+    authentication_form = SignInForm
     redirect_authenticated_user = True
     next_page = reverse_lazy("accounts:me")
 

@@ -182,6 +182,10 @@ GEMPROXY_LEASE_SECONDS = env_float("GEMPROXY_LEASE_SECONDS", 60.0)
 GEMPROXY_TOKEN_ESTIMATE_MAX = env_int("GEMPROXY_TOKEN_ESTIMATE_MAX", 4096)
 GEMPROXY_USAGE_FLUSH_SECONDS = env_float("GEMPROXY_USAGE_FLUSH_SECONDS", 1.0)
 GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
+# Sign-in throttling of /admin/ and /me/: so many wrong passwords for one username
+# from one address lock it out there for so many seconds after the last one.
+GEMPROXY_SIGNIN_FAILURE_LIMIT = env_int("GEMPROXY_SIGNIN_FAILURE_LIMIT", 10)
+GEMPROXY_SIGNIN_LOCKOUT_SECONDS = env_int("GEMPROXY_SIGNIN_LOCKOUT_SECONDS", 15 * 60)
 
 LOGGING = {
     "version": 1,

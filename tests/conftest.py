@@ -129,3 +129,64 @@ def usage_written_on_flush(settings) -> Iterator[None]:
     usage.discard_pending()
     yield
     usage.discard_pending()
+
+
+TEST_POSTGRES_URL = os.environ.get("GEMPROXY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRESQL_ALIAS = "postgresql"
+
+
+class EverythingOnPostgreSQL:
+    """A database router that sends every model to the ``postgresql_database`` alias."""
+
+    def db_for_read(self, model, **hints) -> str:
+        return POSTGRESQL_ALIAS
+
+    def db_for_write(self, model, **hints) -> str:
+        return POSTGRESQL_ALIAS
+
+    def allow_relation(self, obj1, obj2, **hints) -> bool:
+        return True
+
+
+@pytest.fixture(scope="module")
+def postgresql_database(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """A migrated throwaway PostgreSQL database, as the Django alias ``postgresql``; dropped afterwards.
+
+    A failure rather than a skip under CI when PostgreSQL is missing.
+    """
+    import dj_database_url
+    import psycopg
+    from django.core.management import call_command
+    from django.db import connections
+
+    try:
+        server = psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as error:
+        missing_component(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
+    name = f"gemproxy_test_{uuid.uuid4().hex[:10]}"
+    with server:
+        server.execute(f'CREATE DATABASE "{name}"')
+        config = dj_database_url.parse(TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}")
+        connections.settings[POSTGRESQL_ALIAS] = connections.configure_settings(
+            {"default": connections.settings["default"], POSTGRESQL_ALIAS: config}
+        )[POSTGRESQL_ALIAS]
+        try:
+            with django_db_blocker.unblock():
+                call_command("migrate", database=POSTGRESQL_ALIAS, verbosity=0)
+            yield POSTGRESQL_ALIAS
+        finally:
+            connections[POSTGRESQL_ALIAS].close()
+            del connections[POSTGRESQL_ALIAS]
+            del connections.settings[POSTGRESQL_ALIAS]
+            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def on_postgresql(postgresql_database: str, settings) -> str:
+    """Every model is read and written on real PostgreSQL in this test.
+
+    Mark the test ``django_db(databases=["default", "postgresql"])``: pytest-django then
+    undoes its writes there too.
+    """
+    settings.DATABASE_ROUTERS = ["tests.conftest.EverythingOnPostgreSQL"]
+    return postgresql_database

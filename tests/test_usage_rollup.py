@@ -36,9 +36,10 @@ def test_rollup_usage_rebuilds_the_days_from_the_records(member):
     assert sorted(UsageDaily.objects.values_list("day", "requests", "prompt_tokens")) == before
 
 
-def test_prune_usage_deletes_old_records_and_keeps_the_rollup():
-    record_days_ago(100, 2, prompt_tokens=3)
-    record_days_ago(1, 1, prompt_tokens=4)
+def test_prune_usage_deletes_old_records_and_keeps_the_rollup(make_key):
+    key, _ = make_key()
+    record_days_ago(100, 2, key_id=key.pk, prompt_tokens=3)
+    record_days_ago(1, 1, key_id=key.pk, prompt_tokens=4)
     out = StringIO()
     call_command("prune_usage", "--days", "30", stdout=out)
     assert "Deleted 2 usage records" in out.getvalue()
