@@ -21,5 +21,6 @@ urlpatterns = [
     # Django decodes %3A before routing, so both spellings of ":" arrive here.
     re_path(rf"^{VERSION}/{RESOURCE}:(?P<action>[A-Za-z]+)$", views.model_action),
     # The Files API (/upload/{version}/files) is not served yet: 404 in Gemini's shape.
-    re_path(rf"(?s)^{API_ROOT}(?:/.*)?$", views.unknown_path),
+    # [\s\S], not "." under (?s): Django's URL reversing refuses inline flags.
+    re_path(rf"^{API_ROOT}(?:/[\s\S]*)?$", views.unknown_path),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from gemproxy_site.handlers import is_api_path
 from tests.api_doubles import GENERATE, asgi_call
@@ -55,6 +56,10 @@ def test_api_paths_go_to_the_api_handler(path: str) -> None:
 @pytest.mark.parametrize("path", ["/me/", "/admin/", "/v1betax", "/uploads", "/healthzz", "/", "/static/x.css"])
 def test_other_paths_stay_with_the_site(path: str) -> None:
     assert not is_api_path(path)
+
+
+def test_the_api_routes_leave_the_sites_url_reversing_intact() -> None:
+    assert reverse("admin:index") == "/admin/"
 
 
 async def test_a_site_page_still_answers_as_the_site() -> None:
