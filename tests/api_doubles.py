@@ -79,10 +79,13 @@ async def asgi_call(
 
 @dataclass
 class ScriptedExchanges:
-    """Replaces ``gateway.relay.Exchange``: each call's task is kept, and answered with ``head`` and ``pieces``."""
+    """Replaces ``gateway.relay.Exchange``: each call's task is kept, and answered with ``head`` and ``pieces``.
+
+    A piece that is an exception is raised where it stands, as a failure in the middle of the body.
+    """
 
     head: ResponseHead = field(default_factory=lambda: ResponseHead(200, {"content-type": "application/json"}))
-    pieces: list[bytes] = field(default_factory=lambda: [b'{"candidates": []}'])
+    pieces: list[bytes | BaseException] = field(default_factory=lambda: [b'{"candidates": []}'])
     tasks: list[Task] = field(default_factory=list)
 
     def __call__(self, task: Task) -> _ScriptedExchange:
@@ -102,6 +105,8 @@ class _ScriptedExchange:
 
     async def body(self) -> AsyncIterator[bytes]:
         for piece in self._script.pieces:
+            if isinstance(piece, BaseException):
+                raise piece
             yield piece
 
     async def close(self) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
 
 from accounts import usage
@@ -15,6 +17,7 @@ from tests.api_doubles import GENERATE, asgi_call
 from tests.e2e.harness import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
+pytest_plugins = ["tests.api_fixtures"]  # the fixtures exchanges and key_header
 
 
 @pytest.fixture
@@ -67,3 +70,17 @@ async def test_listing_models_while_redis_is_down_is_unavailable(redis_down, ama
 
     assert answer.status == 503, answer.body
     assert answer.error["status"] == "UNAVAILABLE"
+
+
+async def test_redis_lost_in_the_middle_of_a_stream_ends_it_with_an_error_event(exchanges, key_header) -> None:
+    exchanges.head.headers["content-type"] = "text/event-stream"
+    exchanges.pieces = [b'data: {"candidates": []}\r\n\r\n', redis.ConnectionError("Connection reset by peer")]
+
+    answer = await asgi_call(
+        "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", query="alt=sse", headers=key_header, body=b"{}"
+    )
+
+    assert answer.status == 200
+    first, rest = answer.body.split(b"\r\n\r\n", 1)
+    assert first == b'data: {"candidates": []}'
+    assert json.loads(rest)["error"]["status"] == "UNAVAILABLE"
