@@ -65,7 +65,11 @@ class Call:
 
 def _backend_unavailable() -> ApiError:
     return ApiError(
-        503, "UNAVAILABLE", "A service the gateway depends on is unavailable; try again shortly.", outcome="unavailable"
+        503,
+        "UNAVAILABLE",
+        "A service the gateway depends on is unavailable; try again shortly.",
+        outcome="unavailable",
+        headers={"Retry-After": "5"},
     )
 
 

@@ -51,6 +51,7 @@ async def test_a_call_while_redis_is_down_is_unavailable_promptly(redis_down, am
     assert answer.headers["content-type"] == "application/json; charset=UTF-8"
     assert answer.error["status"] == "UNAVAILABLE"
     assert answer.error["code"] == 503
+    assert answer.headers["retry-after"] == "5"
 
 
 async def test_a_call_refused_for_the_outage_is_recorded_as_unavailable(redis_down, amake_key) -> None:
