@@ -7,81 +7,70 @@ to an executor -> relay the answer -> settle the limits and record the usage.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.http.request import RequestDataTooBig
+from redis.exceptions import RedisError
 
 from accounts import usage
 from accounts.limits import Admission, Rejection, admit
 from accounts.usage import UsageEvent
 from executors.dispatcher import DispatchError, Exchange, ResponseHead, Task
+from gateway.answer_headers import JSON, SSE, relayed_headers
 from gateway.auth import authenticate
-from gateway.errors import ApiError, internal_error, invalid_argument
+from gateway.errors import ApiError, internal_error
 from gateway.framing import JsonArrayFraming, SseFraming, UsageTracker
+from gateway.payload import checked_body
+from gateway.query import Query
+from gateway.resources import ModelName
 
 log = logging.getLogger("gemproxy.calls")
 
 # Everything else the client sent (its key, cookies, proxy headers) stays here.
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "x-goog-api-client", "x-server-timeout")
-RELAYED_RESPONSE_HEADERS = ("content-type", "retry-after")
+
+# A service behind the call path is down: Redis (channel layer, registry,
+# counters) or the database. The client is told to come back, promptly.
+BACKEND_ERRORS = (RedisError, OSError, OperationalError, InterfaceError)
 
 
 @dataclass(frozen=True)
 class Call:
-    """What the URL says about a call."""
+    """What the URL says about a call, every part of it validated."""
 
     version: str  # v1, v1beta, v1alpha
-    resource: str  # "models" or "models/gemini-2.5-flash"
-    action: str  # "generateContent", ...; "" for a plain GET
-    model: str  # "gemini-2.5-flash"; "" when the call names none
+    model: ModelName | None  # None for models.list
+    action: str = ""  # "generateContent", ...; "" for a plain GET
+    query: Query = field(default_factory=Query)
     streamed: bool = False
 
     @property
     def upstream_path(self) -> str:
-        path = f"/{self.version}/{self.resource}"
+        # Built from validated parts only: none of them can hold "/", "?", "#", "%" or a control character.
+        path = f"/{self.version}/{self.model or 'models'}"
         return f"{path}:{self.action}" if self.action else path
 
     @property
+    def model_id(self) -> str:
+        return self.model.model_id if self.model else ""
+
+    @property
     def method_name(self) -> str:
-        return self.action or ("models.list" if self.resource == "models" else "models.get")
+        return self.action or ("models.get" if self.model else "models.list")
 
 
-def _query_without_key(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("key", None)
-    return query.urlencode()
-
-
-def _too_large() -> ApiError:
-    return invalid_argument(f"Request payload size exceeds the limit: {settings.GEMPROXY_MAX_BODY_BYTES} bytes.")
-
-
-def _checked_body(request: HttpRequest) -> bytes:
-    """The body, if it is one the upstream could accept; never forwarded otherwise."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.GEMPROXY_MAX_BODY_BYTES:
-        raise _too_large()
-    try:
-        body = request.body
-    except RequestDataTooBig:  # sent without a Content-Length, and larger than Django accepts
-        raise _too_large() from None
-    if len(body) > settings.GEMPROXY_MAX_BODY_BYTES:
-        raise _too_large()
-    if request.method in ("GET", "DELETE"):
-        return b""  # SDKs may send "{}" here; the upstream needs nothing
-    try:
-        parsed = json.loads(body or b"null")
-    except ValueError as error:
-        raise invalid_argument(f"Invalid JSON payload received. {error}.") from None
-    if not isinstance(parsed, dict):
-        raise invalid_argument("Invalid JSON payload received. The request body must be a JSON object.")
-    return body
+def _backend_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "UNAVAILABLE",
+        "A service the gateway depends on is unavailable; try again shortly.",
+        outcome="unavailable",
+        headers={"Retry-After": "5"},
+    )
 
 
 def _dispatch_error(error: DispatchError) -> ApiError:
@@ -96,7 +85,7 @@ class Relay:
         self.event = UsageEvent(
             outcome="ok",
             method=call.method_name,
-            model=call.model,
+            model=call.model_id,
             streamed=call.streamed,
             client_ip=request.META.get("REMOTE_ADDR", ""),
         )
@@ -129,6 +118,11 @@ class Relay:
             self.event.outcome = error.outcome
             self.event.status_code = error.http_status
             return _dispatch_error(error).response()
+        except BACKEND_ERRORS as error:
+            log.error("%s refused: a backing service is unavailable: %r", self.call.method_name, error)
+            unavailable = _backend_unavailable()
+            self.event.outcome, self.event.status_code = unavailable.outcome, unavailable.http_status
+            return unavailable.response()
         except asyncio.CancelledError:
             self.event.outcome = "client_cancelled"
             raise
@@ -143,24 +137,26 @@ class Relay:
     async def _start(self) -> ResponseHead:
         key = await authenticate(self.request)
         self.event.user_id, self.event.key_id = key.user_id, key.pk
-        body = _checked_body(self.request)
+        body = checked_body(self.request)
         self.event.request_bytes = len(body)
         try:
-            self.admission = await admit(key, model=self.call.model, client_ip=self.event.client_ip, request_body=body)
+            self.admission = await admit(
+                key, model=self.call.model_id, client_ip=self.event.client_ip, request_body=body
+            )
         except Rejection as rejection:
             raise ApiError.from_rejection(rejection) from None
         self.exchange = Exchange(
             Task(
                 method=self.request.method or "GET",
                 path=self.call.upstream_path,
-                query=_query_without_key(self.request),
+                query=self.call.query.forwarded(),
                 headers={
                     name: value
                     for name in FORWARDED_REQUEST_HEADERS
                     if (value := self.request.headers.get(name)) is not None
                 },
                 body=body,
-                model=self.call.model,
+                model=self.call.model_id,
             )
         )
         head = await self.exchange.start()
@@ -170,7 +166,7 @@ class Relay:
 
     async def _stream(self) -> AsyncIterator[bytes]:
         assert self.exchange is not None
-        framing = SseFraming() if self.request.GET.get("alt") == "sse" else JsonArrayFraming()
+        framing = SseFraming() if self.call.query.alt == "sse" else JsonArrayFraming()
         try:
             async for piece in self.exchange.body():
                 self.usage.feed(piece)
@@ -184,6 +180,10 @@ class Relay:
         except DispatchError as error:
             self.event.outcome = error.outcome
             yield framing.error(_dispatch_error(error))
+        except BACKEND_ERRORS as error:
+            log.error("%s cut short: a backing service is unavailable: %r", self.call.method_name, error)
+            self.event.outcome = "unavailable"
+            yield framing.error(_backend_unavailable())
         except (asyncio.CancelledError, GeneratorExit):
             self.event.outcome = "client_cancelled"
             raise
@@ -200,12 +200,14 @@ class Relay:
         # Proxies and browsers must not hold back a stream.
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
-        return self._with_headers(response, head)
+        self._with_headers(response, head)
+        # The gateway frames this stream, so its framing names the type, whatever the executor said.
+        response["Content-Type"] = SSE if self.call.query.alt == "sse" else JSON
+        return response
 
     def _with_headers(self, response: HttpResponse, head: ResponseHead) -> HttpResponse:
-        for name in RELAYED_RESPONSE_HEADERS:
-            if name in head.headers:
-                response[name] = head.headers[name]
+        for name, value in relayed_headers(head.headers).items():
+            response[name] = value
         if self.admission is not None:
             for name, value in self.admission.headers.items():
                 response[name] = value
@@ -222,6 +224,8 @@ class Relay:
                 self.event.attempts = self.exchange.attempts
                 self.event.executor_account = self.exchange.account_label
                 await self.exchange.close()
+        except BACKEND_ERRORS as error:
+            log.warning("could not cancel the attempt of %s: %r", self.call.method_name, error)
         finally:
             metadata = self.usage.usage()
             event = self.event

@@ -1,3 +1,11 @@
+"""The API's URLs: everything under /v1, /v1beta, /v1alpha and /upload answers in Gemini's shape.
+
+Django decodes the path before matching it, so the captured names are
+untrusted text; the views validate them (gateway.resources). The last pattern
+takes every other path under an API prefix, newlines and doubled slashes
+included, so that none reaches Django's HTML 404.
+"""
+
 from django.urls import re_path
 
 from gateway import views
@@ -5,11 +13,14 @@ from gateway import views
 VERSION = r"(?P<version>v1|v1beta|v1alpha)"
 # "models/gemini-2.5-flash" or "tunedModels/my-model"; the id holds no "/" or ":".
 RESOURCE = r"(?P<resource>(?:models|tunedModels)/[^/:]+)"
+API_ROOT = r"/*(?:v1|v1beta|v1alpha|upload)"
 
 urlpatterns = [
     re_path(rf"^{VERSION}/models/?$", views.list_models),
     re_path(rf"^{VERSION}/{RESOURCE}$", views.get_model),
     # Django decodes %3A before routing, so both spellings of ":" arrive here.
     re_path(rf"^{VERSION}/{RESOURCE}:(?P<action>[A-Za-z]+)$", views.model_action),
-    re_path(rf"^{VERSION}/(?P<rest>.*)$", views.unknown_path),
+    # The Files API (/upload/{version}/files) is not served yet: 404 in Gemini's shape.
+    # [\s\S], not "." under (?s): Django's URL reversing refuses inline flags.
+    re_path(rf"^{API_ROOT}(?:/[\s\S]*)?$", views.unknown_path),
 ]

@@ -9,8 +9,11 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from gateway.answer_headers import mark_api_answer, preflight
 from gateway.errors import ApiError, internal_error, not_found
+from gateway.query import parse_query
 from gateway.relay import Call, Relay
+from gateway.resources import model_name, quoted
 
 # Method name -> whether it streams. Everything else under models/ is unknown.
 MODEL_ACTIONS = {
@@ -27,55 +30,68 @@ log = logging.getLogger(__name__)
 
 
 def gemini_api(*methods: str) -> Callable[[View], View]:
-    """Allow only ``methods``, and answer every ApiError in Gemini's shape."""
+    """Allow only ``methods`` (all when none are named; OPTIONS always, for CORS), and answer every ApiError in
+    Gemini's shape, with the headers of an API answer."""
 
     def decorate(view: View) -> View:
         @csrf_exempt
         @wraps(view)
         async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            try:
-                if request.method not in methods:
-                    allowed = ", ".join(methods)
-                    raise ApiError(
-                        405,
-                        "INVALID_ARGUMENT",
-                        f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
-                        headers={"Allow": allowed},
-                    )
-                return await view(request, *args, **kwargs)
-            except ApiError as error:
-                return error.response()
-            except Exception:
-                log.exception("%s %s failed in the gateway", request.method, request.path)
-                return internal_error().response()
+            return mark_api_answer(await _answer(view, methods, request, *args, **kwargs))
 
         return wrapper
 
     return decorate
 
 
-def _model_id(resource: str) -> str:
-    return resource.split("/", 1)[1]
+async def _answer(view: View, methods: tuple[str, ...], request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    if request.method == "OPTIONS":
+        return preflight(request)
+    try:
+        if methods and request.method not in methods:
+            allowed = ", ".join(methods)
+            raise ApiError(
+                405,
+                "INVALID_ARGUMENT",
+                f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
+                headers={"Allow": allowed},
+            )
+        return await view(request, *args, **kwargs)
+    except ApiError as error:
+        return error.response()
+    except Exception:
+        log.exception("%s %r failed in the gateway", request.method, request.path)
+        return internal_error().response()
+
+
+def _query(request: HttpRequest):
+    # The raw query string: request.GET would raise past 1,000 fields and keep the last of repeated values.
+    return parse_query(request.META.get("QUERY_STRING", ""))
 
 
 @gemini_api("GET")
 async def list_models(request: HttpRequest, version: str) -> HttpResponse:
-    return await Relay(request, Call(version, "models", "", "")).respond()
+    return await Relay(request, Call(version, None, query=_query(request))).respond()
 
 
 @gemini_api("GET")
 async def get_model(request: HttpRequest, version: str, resource: str) -> HttpResponse:
-    return await Relay(request, Call(version, resource, "", _model_id(resource))).respond()
+    call = Call(version, model_name(resource), query=_query(request))
+    return await Relay(request, call).respond()
 
 
 @gemini_api("POST")
 async def model_action(request: HttpRequest, version: str, resource: str, action: str) -> HttpResponse:
+    model = model_name(resource)
     if action not in MODEL_ACTIONS:
-        raise not_found(f"Method {action!r} is not supported by gemproxy for {resource}.")
-    call = Call(version, resource, action, _model_id(resource), streamed=MODEL_ACTIONS[action])
+        raise not_found(f"Method {action!r} is not supported by gemproxy for {model}.")
+    call = Call(version, model, action, query=_query(request), streamed=MODEL_ACTIONS[action])
     return await Relay(request, call).respond()
 
 
-@csrf_exempt
-async def unknown_path(request: HttpRequest, version: str = "", rest: str = "") -> HttpResponse:
-    return not_found(f"The requested URL {request.path} was not found on this server.").response()
+@gemini_api()
+async def unknown_path(request: HttpRequest) -> HttpResponse:
+    message = f"The requested URL {quoted(request.path)} was not found on this server."
+    if request.path.startswith("//"):
+        message += " (Does the client's base URL end with a slash?)"
+    raise not_found(message)

@@ -14,7 +14,15 @@ from django.db import close_old_connections, reset_queries
 
 # Paths served without the site's middleware: the Gemini API authenticates by
 # key and needs no session, CSRF token, messages or clickjacking headers.
-API_PREFIXES = ("/v1/", "/v1beta/", "/v1alpha/", "/upload/", "/healthz")
+# A path is the API's when its first segment is one of these, however many
+# slashes precede it ("//v1beta/models" from a base URL ending in "/") and
+# whatever follows it, so that every such path answers in Gemini's shape.
+API_ROOTS = frozenset({"v1", "v1beta", "v1alpha", "upload"})
+HEALTH_PATH = "/healthz"
+
+
+def is_api_path(path: str) -> bool:
+    return path == HEALTH_PATH or path.lstrip("/").split("/", 1)[0] in API_ROOTS
 
 
 class SiteHandler(ASGIHandler):
@@ -77,7 +85,7 @@ def http_application():
 
     async def route(scope, receive, send) -> None:
         path = scope["path"][len(scope.get("root_path", "")) :]
-        handler = api if path.startswith(API_PREFIXES) else site
+        handler = api if is_api_path(path) else site
         await handler(scope, receive, send)
 
     return route
