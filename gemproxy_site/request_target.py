@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+_PRINTABLE_ASCII = re.compile(rb"[!-~]+")
 _ABSOLUTE_FORM = re.compile(rb"(?i:https?)://(?P<authority>[^/?#]*)(?P<rest>.*)", re.DOTALL)
 
 
@@ -34,7 +35,7 @@ class RequestTarget:
 
 
 def parse_request_target(target: bytes) -> RequestTarget:
-    if any(byte <= 0x20 or byte >= 0x7F for byte in target):
+    if not _PRINTABLE_ASCII.fullmatch(target):
         raise InvalidRequestTarget("Invalid characters in the request URI: encode them.")
     if target.startswith(b"/"):
         return RequestTarget(target, None)
