@@ -154,10 +154,19 @@ WHITENOISE_USE_FINDERS = True
 # Members sign in here; the admin's own login page refuses non-staff users.
 LOGIN_URL = "/me/login/"
 
-# The API's own limit is checked in the gateway (GEMPROXY_MAX_BODY_BYTES) so
-# that an oversized body gets a Gemini-shaped error; Django's must not be lower.
+# Request body limits, by route: the server refuses a larger body as soon as
+# the headers are in, before reading it (see gemproxy_site/body_limits.py).
+# The Gemini JSON API (/v1/, /v1beta/, /v1alpha/); the gateway checks it again.
 GEMPROXY_MAX_BODY_BYTES = env_int("GEMPROXY_MAX_BODY_BYTES", 20 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = GEMPROXY_MAX_BODY_BYTES + 1024 * 1024
+# Media uploads (/upload/): the JSON API's limit until the Files API streams them to storage.
+GEMPROXY_MAX_UPLOAD_BODY_BYTES = env_int("GEMPROXY_MAX_UPLOAD_BODY_BYTES", GEMPROXY_MAX_BODY_BYTES)
+# Everything else (admin, members' pages, the management API): Django's own default.
+GEMPROXY_MAX_SITE_BODY_BYTES = env_int("GEMPROXY_MAX_SITE_BODY_BYTES", 2_621_440)
+# Django's limit must not be lower than the server's, or a body the server let
+# through would get Django's error instead of a Gemini-shaped one.
+DATA_UPLOAD_MAX_MEMORY_SIZE = (
+    max(GEMPROXY_MAX_BODY_BYTES, GEMPROXY_MAX_UPLOAD_BODY_BYTES, GEMPROXY_MAX_SITE_BODY_BYTES) + 1024 * 1024
+)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Dispatcher: seconds unless named otherwise.

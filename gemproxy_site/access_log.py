@@ -1,0 +1,73 @@
+"""Daphne's access log without secrets and without forged lines.
+
+Clients may put their key in the query string (``?key=``), and Daphne logs
+request lines verbatim. Django decodes parameter names before the gateway
+reads them (``%6Bey`` is ``key``), so a secret is recognised by its decoded
+name, never by its spelling. The request line is the client's text: control
+characters in it are escaped so that it cannot start a line of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from daphne.access import AccessLogGenerator
+
+# Decoded names are compared with everything but letters and digits removed,
+# case-folded: "api_key", "API-Key", "key\x00" and "k ey" all count as "key"ish.
+_SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "signature", "credential", "credentials")
+_SECRET_NAMES = frozenset({"sig", "auth", "authorization", "uploadid", "session", "sessionid"})
+# Names that end like a secret but are not one: Gemini's list calls page with pageToken.
+_NOT_SECRET = frozenset({"pagetoken"})
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+_UNPRINTABLE = re.compile(r'[^\x20-\x7e]|["\\]')
+REDACTED = "REDACTED"
+
+
+def is_secret_parameter(raw_name: str) -> bool:
+    """Whether a query parameter, named as sent (percent-encoded, ``+`` for space), may carry a secret."""
+    name = _NOT_ALPHANUMERIC.sub("", unquote(raw_name.replace("+", " "), errors="replace").casefold())
+    if name in _NOT_SECRET:
+        return False
+    return name in _SECRET_NAMES or name.endswith(_SECRET_SUFFIXES)
+
+
+def _redacted_query(query: str) -> str:
+    fields = []
+    for field in query.split("&"):
+        name, equals, _value = field.partition("=")
+        fields.append(f"{name}={REDACTED}" if equals and is_secret_parameter(name) else field)
+    return "&".join(fields)
+
+
+def _escape(character: re.Match[str]) -> str:
+    code = ord(character.group())
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape(text: str) -> str:
+    """Printable ASCII only, with quotes and backslashes escaped as Apache does in its access log."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def redact(request_line: str) -> str:
+    """The values of secret query parameters replaced; the rest of the line kept as sent.
+
+    A raw ``#`` cannot reach the server, so the query is everything after the first ``?``.
+    """
+    target, question_mark, query = request_line.partition("?")
+    if not question_mark:
+        return request_line
+    return f"{target}?{_redacted_query(query)}"
+
+
+def loggable(request_line: str) -> str:
+    return escape(redact(request_line))
+
+
+class RedactingAccessLog(AccessLogGenerator):
+    def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None) -> None:
+        super().write_entry(escape(str(host)), date, loggable(request), status, length, ident, user)

@@ -1,0 +1,61 @@
+"""How many body bytes the server reads for a request, chosen by its path before the body is read.
+
+Daphne reads a whole body (to memory and a temp file) before the application
+sees it, so a limit in a view comes too late: a 2 GiB upload without a key
+would cost the process that much before the view could refuse it. The server
+layer (``gemproxy_site.guarded_request``) asks ``body_limit`` as soon as the
+headers are in, refuses a declared ``Content-Length`` over it at once, and stops
+reading a chunked body as soon as it passes it.
+
+The table: the longest matching prefix of the decoded path (what Django
+routes on, less Daphne's ``--root-path``) decides; a path under no prefix gets
+the site's limit.
+
+- ``/v1/``, ``/v1beta/``, ``/v1alpha/``: the Gemini JSON API,
+  ``GEMPROXY_MAX_BODY_BYTES`` (inline images and audio make bodies large).
+- ``/upload/``: Gemini's media uploads, ``GEMPROXY_MAX_UPLOAD_BODY_BYTES``.
+  Until the Files API lands it is the JSON API's limit. That issue will raise it
+  to Google's 2 GB per file, which is only safe together with two changes in
+  ``guarded_request``: check the proxy key when the headers are in (refuse
+  before reading a byte), and hand this route's body to the application as it
+  arrives (``handleContentChunk`` -> the ASGI queue, with back-pressure) instead
+  of letting Daphne buffer it, so that the view streams it to storage.
+- everything else (admin, members' pages, ``/api/``, ``/healthz``, the executor
+  WebSocket handshake): ``GEMPROXY_MAX_SITE_BODY_BYTES``, the order of Django's
+  own ``DATA_UPLOAD_MAX_MEMORY_SIZE`` default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class RouteBodyLimit:
+    prefix: str
+    max_bytes: int
+
+
+def route_body_limits() -> tuple[RouteBodyLimit, ...]:
+    """The table; read from settings on each call, which costs less than a microsecond."""
+    return (
+        RouteBodyLimit("/v1/", settings.GEMPROXY_MAX_BODY_BYTES),
+        RouteBodyLimit("/v1beta/", settings.GEMPROXY_MAX_BODY_BYTES),
+        RouteBodyLimit("/v1alpha/", settings.GEMPROXY_MAX_BODY_BYTES),
+        RouteBodyLimit("/upload/", settings.GEMPROXY_MAX_UPLOAD_BODY_BYTES),
+    )
+
+
+def body_limit(path: str) -> int:
+    """The most body bytes a request for ``path`` (decoded, without the root path) may send."""
+    matches = [route for route in route_body_limits() if path.startswith(route.prefix)]
+    if not matches:
+        return settings.GEMPROXY_MAX_SITE_BODY_BYTES
+    return max(matches, key=lambda route: len(route.prefix)).max_bytes
+
+
+def payload_too_large_message(max_bytes: int) -> str:
+    """Google's words for this error, which clients may show or match."""
+    return f"Request payload size exceeds the limit: {max_bytes} bytes."

@@ -1,0 +1,92 @@
+"""The access log never shows a secret query parameter, however its name is spelled, nor a forged line."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from gemproxy_site.access_log import escape, is_secret_parameter, loggable
+
+SECRET_NAMES = ["key", "token", "api_key", "apiKey", "access_token", "x-goog-api-key", "upload_id", "password"]
+PLAIN_NAMES = ["alt", "pageSize", "pageToken", "model", "keyword", "tokens", "x"]
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["key", "%6Bey", "k%65y", "%6b%65%79", "KEY", "Key", "key%00", "%00key", "k+ey", "key+", "api_key", "API-KEY"],
+)
+def test_a_key_is_redacted_whatever_the_spelling_of_its_name(spelling: str) -> None:
+    line = loggable(f"GET /v1beta/models?alt=json&{spelling}=gpk_secret_value&pageSize=5")
+
+    assert "gpk_secret_value" not in line
+    assert line == f"GET /v1beta/models?alt=json&{spelling}=REDACTED&pageSize=5"
+
+
+@pytest.mark.parametrize("name", ["pageToken", "alt", "keyword", "monkey_business", "tokens"])
+def test_ordinary_parameters_stay_readable(name: str) -> None:
+    assert not is_secret_parameter(name)
+    assert loggable(f"GET /v1beta/models?{name}=abc") == f"GET /v1beta/models?{name}=abc"
+
+
+def test_a_path_without_a_query_is_kept_as_sent() -> None:
+    assert loggable("POST /v1beta/models/gemini-2.5-flash:generateContent") == (
+        "POST /v1beta/models/gemini-2.5-flash:generateContent"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "logged"),
+    [
+        ("GET /a\r\n127.0.0.1 - - forged", "GET /a\\x0d\\x0a127.0.0.1 - - forged"),
+        ('GET /a" 200 1 "x', "GET /a\\x22 200 1 \\x22x"),
+        ("GET /\x1b[31mred", "GET /\\x1b[31mred"),
+        ("GET /\u2028", "GET /\\u2028"),
+    ],
+)
+def test_control_characters_and_quotes_are_escaped(raw: str, logged: str) -> None:
+    assert loggable(raw) == logged
+
+
+def _any_spelling(name: str) -> st.SearchStrategy[str]:
+    """``name`` as a client could send it: each character raw or percent-encoded, any case."""
+
+    def character(char: str) -> st.SearchStrategy[str]:
+        encoded = f"%{ord(char):02X}"
+        forms = {char, char.upper(), char.lower(), encoded, encoded.lower(), f"%{ord(char.upper()):02x}"}
+        if char == "_":
+            forms |= {"-", "+", "%20"}
+        return st.sampled_from(sorted(forms))
+
+    return st.tuples(*(character(char) for char in name)).map("".join)
+
+
+_VALUE = st.text(alphabet=string.ascii_letters + string.digits + "-_.~%", min_size=1, max_size=20)
+_SECRET = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=12, max_size=40)
+_PLAIN_FIELD = st.tuples(st.sampled_from(PLAIN_NAMES), _VALUE).map("=".join)
+
+
+@given(
+    name=st.sampled_from(SECRET_NAMES).flatmap(_any_spelling),
+    secret=_SECRET,
+    before=st.lists(_PLAIN_FIELD, max_size=3),
+    after=st.lists(_PLAIN_FIELD, max_size=3),
+)
+def test_no_spelling_of_a_secret_name_lets_its_value_into_the_log(
+    name: str, secret: str, before: list[str], after: list[str]
+) -> None:
+    plain = "&".join(before + after)
+    assume(secret not in plain)
+    query = "&".join([*before, f"{name}={secret}", *after])
+
+    line = loggable(f"GET /v1beta/models?{query}")
+
+    assert secret not in line
+    assert line.endswith("&".join([*before, f"{name}=REDACTED", *after]))
+
+
+@given(st.text())
+def test_a_logged_request_line_is_one_line_of_printable_ascii(text: str) -> None:
+    assert all(" " <= char <= "~" for char in escape(loggable(text)))
