@@ -9,6 +9,8 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts import usage
+from accounts.usage import UsageEvent
 from gateway.answer_headers import mark_api_answer, preflight
 from gateway.errors import ApiError, internal_error, not_found
 from gateway.query import parse_query
@@ -58,10 +60,32 @@ async def _answer(view: View, methods: tuple[str, ...], request: HttpRequest, *a
             )
         return await view(request, *args, **kwargs)
     except ApiError as error:
+        _record_refusal(request, error, view.__name__, kwargs)
         return error.response()
     except Exception:
         log.exception("%s %r failed in the gateway", request.method, request.path)
         return internal_error().response()
+
+
+_METHOD_OF_VIEW = {"list_models": "models.list", "get_model": "models.get"}
+
+
+def _record_refusal(request: HttpRequest, error: ApiError, view_name: str, url_parts: dict) -> None:
+    """A call refused before the relay (bad URL, method or query) is counted like any other.
+
+    It carries no key (none was checked), so the usage writer adds it to one row per minute
+    rather than keeping each: a flood of bad URLs cannot fill the table.
+    """
+    resource = url_parts.get("resource", "")
+    usage.record(
+        UsageEvent(
+            outcome=error.outcome,
+            method=url_parts.get("action") or _METHOD_OF_VIEW.get(view_name, "unknown"),
+            model=resource.partition("/")[2],
+            status_code=error.http_status,
+            client_ip=request.META.get("REMOTE_ADDR", ""),
+        )
+    )
 
 
 def _query(request: HttpRequest):

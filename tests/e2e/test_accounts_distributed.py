@@ -31,13 +31,14 @@ def test_a_nul_in_the_model_does_not_stop_usage_recording(
 ) -> None:
     key = distributed.proxy_key("nul-sender")
     url = f"{gateway.url}/v1beta/models/gemini%00:generateContent"
-    assert httpx.post(url, content=b"{}").status_code == 403  # no key
+    # The model id is refused before the key is looked at; the refusal is still recorded.
+    assert httpx.post(url, content=b"{}").status_code == 400
     httpx.post(url, content=b'{"contents": []}', headers={"x-goog-api-key": key}, timeout=30)
 
     for n in range(5):
         sdk_client(gateway, key).models.generate_content(model="gemini-2.5-flash", contents=f"after the NUL {n}")
 
-    # Each call that reached the relay has its record: the two NUL calls and the five good ones.
+    # Each call has its record: the two NUL calls and the five good ones.
     wait_until(lambda: usage_rows(postgres_database_url)[1] == 7, timeout=15, what="7 recorded calls")
     assert usage_rows(postgres_database_url, "model = 'gemini-2.5-flash' AND outcome = 'ok'") == (5, 5)
     assert usage_rows(postgres_database_url, "model = 'gemini\ufffd'")[1] == 2
