@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import binascii
 import logging
+import math
 import os
 import random
 import signal
@@ -30,7 +30,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from executors import protocol
+from executors import protocol, task_checks
+from executors.task_checks import BadTask
 
 __version__ = "1.0"
 SOFTWARE = f"gemproxy-agent/{__version__}"
@@ -50,8 +51,11 @@ HOP_BY_HOP_HEADERS = frozenset(
      "transfer-encoding", "upgrade"}
 )  # fmt: skip
 # Host and length belong to this hop. Accept-encoding is left to aiohttp, which
-# offers only the codings it can decode: the body is relayed decoded.
-NOT_FORWARDED_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length", "accept-encoding"}
+# offers only the codings it can decode: the body is relayed decoded. Credentials
+# are the executor's own: the gateway strips the client's, and none may pass even by mistake.
+NOT_FORWARDED_HEADERS = HOP_BY_HOP_HEADERS | {
+    "host", "content-length", "accept-encoding", "authorization", "cookie", "x-goog-api-key"
+}  # fmt: skip
 # Read failures of the upstream call; everything else is a bug of ours.
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError)  # OSError includes TimeoutError
 
@@ -112,24 +116,18 @@ def relayed_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return relayed
 
 
-def bad_task_reason(frame: Mapping[str, Any]) -> str | None:
-    """Why a request frame cannot be performed, or None when it can."""
-    checks = {
-        "method": isinstance(frame.get("method"), str) and frame["method"].isalpha(),
-        "path": isinstance(frame.get("path"), str) and frame["path"].startswith("/"),
-        "query": isinstance(frame.get("query", ""), str),
-        "headers": isinstance(frame.get("headers", {}), dict),
-        "body_chunks": isinstance(frame.get("body_chunks"), int) and frame["body_chunks"] >= 0,
-    }
-    wrong = [name for name, ok in checks.items() if not ok]
-    return f"invalid {', '.join(wrong)}" if wrong else None
+def heartbeat_seconds(value: object, default: float) -> float:
+    """A heartbeat setting from the welcome, or the default when it is not a positive finite number."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    return default
 
 
 @dataclass
 class Task:
     """One attempt: its request frame, the body pieces received so far, and its runner once started."""
 
-    request: dict[str, Any]
+    request: protocol.Request
     body: list[bytes] = field(default_factory=list)
     runner: asyncio.Task[None] | None = None
     ack_timer: asyncio.TimerHandle | None = None
@@ -147,8 +145,9 @@ class Task:
         return self.request["id"]
 
     def upstream_url(self, upstream: str) -> URL:
-        query = self.request.get("query") or ""
-        # encoded=True: path and query are used exactly as the gateway gave them.
+        query = self.request["query"]
+        # read_request allowed only characters that need no encoding, so encoded=True keeps yarl
+        # from re-encoding or normalising them: the upstream sees exactly what was checked.
         return URL(upstream.rstrip("/") + self.request["path"] + (f"?{query}" if query else ""), encoded=True)
 
 
@@ -176,6 +175,8 @@ class Connection:
                     return
                 if message.type is aiohttp.WSMsgType.TEXT:
                     await self._dispatch(message.data)
+                elif message.type is aiohttp.WSMsgType.BINARY:
+                    log.warning("ignoring a binary frame: the protocol uses text frames only")
                 elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     self._log_close(message)
                     return
@@ -194,13 +195,12 @@ class Connection:
                 raise GatewayGone from exc
 
     async def _dispatch(self, text: str) -> None:
+        """Hands one frame to its handler. Whatever the gateway sends, this connection goes on serving."""
         try:
             frame = protocol.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
             log.warning("ignoring a frame that is not a JSON object with a type")
             return
-        if not isinstance(frame.get("id", ""), str):
-            return  # no task has such an id
         handler = {
             "welcome": self._on_welcome,
             "ping": self._on_ping,
@@ -208,28 +208,47 @@ class Connection:
             "request_body": self._on_request_body,
             "cancel": self._on_cancel,
         }.get(frame["type"])
-        if handler is not None:  # unknown types are ignored, as the protocol asks
+        if handler is None:
+            return  # unknown types are ignored, as the protocol asks
+        if frame["type"] in ("request", "request_body", "cancel") and not task_checks.is_task_id(frame.get("id")):
+            log.warning("ignoring a %s frame without a valid task id", frame["type"])
+            return
+        try:
             await handler(frame)
+        except GatewayGone:
+            raise
+        except Exception:
+            # A frame we did not foresee costs at most its own task, never the connection.
+            log.exception("a %s frame could not be handled", frame["type"])
+            task = self.tasks.get(frame["id"]) if "id" in frame else None
+            if task is not None:
+                await self._fail(task.id, "internal", "the executor could not handle this frame")
+                del self.tasks[task.id]
+                if task.runner is not None:
+                    task.runner.cancel()
 
     async def _on_welcome(self, frame: dict[str, Any]) -> None:
-        interval = frame.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)
-        timeout = frame.get("heartbeat_timeout", DEFAULT_HEARTBEAT_TIMEOUT)
-        self._silence_limit = float(interval) + float(timeout)
+        interval = heartbeat_seconds(frame.get("heartbeat_interval"), DEFAULT_HEARTBEAT_INTERVAL)
+        timeout = heartbeat_seconds(frame.get("heartbeat_timeout"), DEFAULT_HEARTBEAT_TIMEOUT)
+        self._silence_limit = interval + timeout
         self.agent.welcomed()
-        log.info("welcomed by the gateway as an executor of %s", frame.get("account"))
+        account = frame.get("account")
+        log.info("welcomed by the gateway as an executor of %r", account if isinstance(account, str) else None)
 
     async def _on_ping(self, frame: dict[str, Any]) -> None:
         await self.send({"type": "pong", "nonce": frame.get("nonce", "")})
 
     async def _on_request(self, frame: dict[str, Any]) -> None:
-        task_id = frame.get("id")
-        if not isinstance(task_id, str) or task_id in self.tasks:
+        task_id = frame["id"]
+        if task_id in self.tasks:
+            return  # a repeated frame for a live attempt is a duplicate, not a new task
+        try:
+            request = task_checks.read_request(frame)
+        except BadTask as exc:
+            log.warning("refused task %s: %s", task_id, exc)
+            await self._fail(task_id, "bad_task", str(exc))
             return
-        reason = bad_task_reason(frame)
-        if reason:
-            await self._fail(task_id, "bad_task", reason)
-            return
-        task = Task(frame)
+        task = Task(request)
         task.ack_timer = asyncio.get_running_loop().call_later(ACK_GRACE_SECONDS, self._ack_late, task)
         self.tasks[task_id] = task
         if frame["body_chunks"] == 0:
@@ -243,22 +262,26 @@ class Connection:
             sending.add_done_callback(self._late_acks.discard)
 
     async def _on_request_body(self, frame: dict[str, Any]) -> None:
-        task = self.tasks.get(frame.get("id", ""))
-        if task is None or task.runner is not None:
+        task = self.tasks.get(frame["id"])
+        if task is None:
+            # Routine after a cancel or a refusal, so it is no warning.
+            log.debug("ignoring a request_body for task %s, which is not waiting for its body", frame["id"])
+            return
+        if task.runner is not None:
+            log.warning("ignoring a request_body for task %s, whose body is complete", task.id)
             return
         try:
-            if frame.get("seq") != len(task.body):
-                raise ValueError(f"body piece {frame.get('seq')} arrived, {len(task.body)} expected")
-            task.body.append(protocol.decode_body(frame["data"]))
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            del self.tasks[task.id]
+            task.body.append(task_checks.read_body_piece(frame, len(task.body)))
+        except BadTask as exc:
+            log.warning("refused task %s: %s", task.id, exc)
             await self._fail(task.id, "bad_task", str(exc))
+            del self.tasks[task.id]
             return
         if len(task.body) == task.request["body_chunks"]:
             self._start(task)
 
     async def _on_cancel(self, frame: dict[str, Any]) -> None:
-        task = self.tasks.pop(frame.get("id", ""), None)
+        task = self.tasks.pop(frame["id"], None)
         if task is not None:
             task.answered()
         if task is not None and task.runner is not None:
@@ -307,7 +330,7 @@ class Connection:
         async with self.agent.upstream.request(
             task.request["method"],
             task.upstream_url(config.upstream),
-            headers=upstream_request_headers(task.request.get("headers", {}), config.upstream_key),
+            headers=upstream_request_headers(task.request["headers"], config.upstream_key),
             data=body or None,
             allow_redirects=False,  # a tunnel relays redirects, it does not follow them
         ) as response:
