@@ -1,12 +1,15 @@
 """The headless executor: performs the gateway's tasks against a Gemini upstream.
 
-    python -m executors.agent --server https://gateway.example --token gpe_... \\
-        [--upstream URL] [--upstream-key KEY] [--concurrency N] [--label LABEL]
+    GEMPROXY_EXECUTOR_TOKEN=gpe_... GEMINI_API_KEY=... \\
+    python -m executors.agent --server https://gateway.example \\
+        [--upstream URL] [--concurrency N] [--label LABEL]
 
-The environment may give GEMPROXY_SERVER, GEMPROXY_EXECUTOR_TOKEN and
-GEMINI_API_KEY instead. It speaks protocol v1 (docs/executor-protocol.md) over
-one WebSocket, reconnects forever, and needs nothing from this repository but
-executors.protocol: no Django, so it runs anywhere Python and aiohttp do.
+The secrets come from the environment or from files (--token-file,
+--upstream-key-file); --token and --upstream-key work too, but a flag is
+visible to every user of the machine in `ps`. It speaks protocol v1
+(docs/executor-protocol.md) over one WebSocket, reconnects forever, and needs
+nothing from this repository but executors.protocol and executors.task_checks:
+no Django, so it runs anywhere Python and aiohttp do.
 aiohttp serves both the WebSocket and the upstream calls because it costs far
 less CPU per request than the alternatives we measured.
 """
@@ -21,10 +24,12 @@ import os
 import random
 import signal
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -392,7 +397,16 @@ class Connection:
 
 
 def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+    """One line about a failure, for the gateway and the log. Never the request's URL: aiohttp puts
+    it in some messages, and its query is the client's."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        text = f"{exc.status}, {exc.message}"
+    elif isinstance(exc, aiohttp.InvalidURL):
+        text = ""
+    else:
+        text = str(exc)
+    text = " ".join(text.split())
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
 class Agent:
@@ -461,24 +475,94 @@ class Agent:
             log.exception("the connection to the gateway failed unexpectedly")
 
 
+SECRETS_HELP = """\
+Secrets: a flag's value is visible to every user of this machine in `ps` (and
+/proc). Prefer the environment (GEMPROXY_EXECUTOR_TOKEN, GEMINI_API_KEY) or a
+file readable only by you (--token-file, --upstream-key-file: its first line,
+stripped, is the secret). A secret given as a flag draws a warning."""
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where one secret may come from: a flag (shown in `ps`), a file, or the environment."""
+
+    flag: str
+    file_flag: str
+    env: str
+
+
+TOKEN_SOURCE = SecretSource("--token", "--token-file", "GEMPROXY_EXECUTOR_TOKEN")
+UPSTREAM_KEY_SOURCE = SecretSource("--upstream-key", "--upstream-key-file", "GEMINI_API_KEY")
+
+
+def read_secret_file(path: str) -> str:
+    """The first line of the file, stripped; ValueError when it cannot be read or holds no secret."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    lines = text.splitlines()
+    secret = lines[0].strip() if lines else ""
+    if not secret:
+        raise ValueError(f"{path} is empty: its first line must hold the secret")
+    return secret
+
+
+def choose_secret(parser: argparse.ArgumentParser, source: SecretSource, flag_value: str | None,
+                  file_path: str | None) -> str | None:  # fmt: skip
+    """The secret from the flag or the file (never both), else from the environment; warns about a flag."""
+    if flag_value is not None and file_path is not None:
+        parser.error(f"give {source.flag} or {source.file_flag}, not both")
+    if file_path is not None:
+        try:
+            return read_secret_file(file_path)
+        except ValueError as exc:
+            parser.error(f"{source.file_flag}: {exc}")
+    if flag_value is not None:
+        print(
+            f"{parser.prog}: warning: {source.flag} is visible to other users in `ps`; "
+            f"use {source.env} or {source.file_flag} instead",
+            file=sys.stderr,
+        )
+        return flag_value or None
+    return os.environ.get(source.env) or None
+
+
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
-    parser = argparse.ArgumentParser(prog="python -m executors.agent", description="gemproxy headless executor")
+    parser = argparse.ArgumentParser(
+        prog="python -m executors.agent",
+        description="gemproxy headless executor",
+        epilog=SECRETS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--server", default=os.environ.get("GEMPROXY_SERVER"), help="gateway base URL")
-    parser.add_argument("--token", default=os.environ.get("GEMPROXY_EXECUTOR_TOKEN"), help="executor token")
+    parser.add_argument("--token-file", metavar="PATH", help="file holding the executor token (first line)")
+    parser.add_argument(
+        "--token", help="executor token (visible in `ps`: prefer GEMPROXY_EXECUTOR_TOKEN or --token-file)"
+    )
     parser.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="Gemini API base URL")
-    parser.add_argument("--upstream-key", default=os.environ.get("GEMINI_API_KEY"), help="API key for the upstream")
+    parser.add_argument("--upstream-key-file", metavar="PATH", help="file holding the upstream API key (first line)")
+    parser.add_argument(
+        "--upstream-key",
+        help="API key for the upstream (visible in `ps`: prefer GEMINI_API_KEY or --upstream-key-file)",
+    )
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="most tasks at once")
     parser.add_argument("--label", default=socket.gethostname(), help="informational name")
     args = parser.parse_args(argv)
-    if not args.server or not args.token:
-        parser.error("--server and --token are required (or GEMPROXY_SERVER and GEMPROXY_EXECUTOR_TOKEN)")
+    token = choose_secret(parser, TOKEN_SOURCE, args.token, args.token_file)
+    upstream_key = choose_secret(parser, UPSTREAM_KEY_SOURCE, args.upstream_key, args.upstream_key_file)
+    if not args.server or not token:
+        parser.error(
+            "--server and an executor token are required "
+            "(GEMPROXY_SERVER; GEMPROXY_EXECUTOR_TOKEN, --token-file or --token)"
+        )
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     try:
         executor_url(args.server)
     except ValueError as exc:
         parser.error(str(exc))
-    return AgentConfig(args.server, args.token, args.upstream, args.upstream_key or None, args.concurrency, args.label)
+    return AgentConfig(args.server, token, args.upstream, upstream_key, args.concurrency, args.label)
 
 
 async def run_until_signalled(agent: Agent) -> None:
