@@ -50,6 +50,11 @@ class BadTask(ValueError):
     """A task frame the executor must not perform; the message says why, without echoing secrets."""
 
 
+def shown(character: str) -> str:
+    """A character as a message shows it: quoted when visible ASCII, else its code point (no raw CR/LF)."""
+    return f"'{character}'" if "!" <= character <= "~" else f"U+{ord(character):04X}"
+
+
 def is_task_id(value: object) -> bool:
     """Whether value can be a task's id: a short string of visible ASCII."""
     return isinstance(value, str) and _ID.fullmatch(value) is not None
@@ -61,7 +66,7 @@ def path_problem(path: str) -> str | None:
         return f"path is longer than {MAX_PATH_LENGTH} characters"
     for character in path:
         if not _PATH_CHARACTER.fullmatch(character):
-            return f"path has a character that is not allowed: {character!r}"
+            return f"path has a character that is not allowed: {shown(character)}"
     prefix = _PATH_PREFIX.match(path)
     if prefix is None:
         return "path must start with /v1/, /v1beta/ or /v1alpha/ (or /upload/ or /download/ before them)"
@@ -79,7 +84,7 @@ def query_problem(query: str) -> str | None:
         return f"query is longer than {MAX_QUERY_LENGTH} characters"
     for character in query:
         if not _QUERY_CHARACTER.fullmatch(character):
-            return f"query has a character that is not allowed: {character!r}"
+            return f"query has a character that is not allowed: {shown(character)}"
     for number, part in enumerate(query.split("&"), start=1):
         if not _QUERY_PART.fullmatch(part):
             return f"query part {number} is not name=value with percent-encoded name and value"
@@ -107,7 +112,9 @@ def read_request(frame: Mapping[str, Any]) -> protocol.Request:
     method, path, query = frame.get("method"), frame.get("path"), frame.get("query")
     if query is None:
         query = ""
-    headers, body_chunks = frame.get("headers", {}), frame.get("body_chunks")
+    headers, body_chunks = frame.get("headers"), frame.get("body_chunks")
+    if headers is None:
+        headers = {}
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise BadTask(f"method must be one of {', '.join(sorted(METHODS))}")
     if not isinstance(path, str):

@@ -115,7 +115,8 @@ def test_a_well_formed_query_is_accepted(query):
 
 def test_the_refusal_names_the_problem_without_echoing_the_key():
     assert query_problem("alt=sse&k%65y=client-key") == "query carries 'key': the executor adds its own credentials"
-    assert path_problem("/v1beta/models/a\x00b") == "path has a character that is not allowed: '\\x00'"
+    assert path_problem("/v1beta/models/a\x00b") == "path has a character that is not allowed: U+0000"
+    assert path_problem("/v1beta/models/a?b") == "path has a character that is not allowed: '?'"
 
 
 async def refused(link, caplog, **task) -> dict:
