@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import random
 import signal
@@ -45,6 +44,8 @@ DEFAULT_CONCURRENCY = 8
 # The protocol's defaults, used until the welcome gives the gateway's values.
 DEFAULT_HEARTBEAT_INTERVAL = 15.0
 DEFAULT_HEARTBEAT_TIMEOUT = 60.0
+# Above this a heartbeat setting is taken as a mistake: a dead gateway would go unnoticed for too long.
+MAX_HEARTBEAT_SECONDS = 3600.0
 MAX_BACKOFF_SECONDS = 30.0
 # Any frame about a task acknowledges it. A task answered within this time
 # needs no separate "ack" frame, which saves the gateway a frame per call;
@@ -122,8 +123,8 @@ def relayed_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def heartbeat_seconds(value: object, default: float) -> float:
-    """A heartbeat setting from the welcome, or the default when it is not a positive finite number."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+    """A heartbeat setting from the welcome, or the default when it is not a plausible number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_HEARTBEAT_SECONDS:
         return float(value)
     return default
 
@@ -215,7 +216,8 @@ class Connection:
         }.get(frame["type"])
         if handler is None:
             return  # unknown types are ignored, as the protocol asks
-        if frame["type"] in ("request", "request_body", "cancel") and not task_checks.is_task_id(frame.get("id")):
+        is_task_frame = frame["type"] in ("request", "request_body", "cancel")
+        if is_task_frame and not task_checks.is_task_id(frame.get("id")):
             log.warning("ignoring a %s frame without a valid task id", frame["type"])
             return
         try:
@@ -225,12 +227,8 @@ class Connection:
         except Exception:
             # A frame we did not foresee costs at most its own task, never the connection.
             log.exception("a %s frame could not be handled", frame["type"])
-            task = self.tasks.get(frame["id"]) if "id" in frame else None
-            if task is not None:
-                await self._fail(task.id, "internal", "the executor could not handle this frame")
-                del self.tasks[task.id]
-                if task.runner is not None:
-                    task.runner.cancel()
+            if is_task_frame:
+                await self._end_after_bug(frame["id"])
 
     async def _on_welcome(self, frame: dict[str, Any]) -> None:
         interval = heartbeat_seconds(frame.get("heartbeat_interval"), DEFAULT_HEARTBEAT_INTERVAL)
@@ -256,7 +254,7 @@ class Connection:
         task = Task(request)
         task.ack_timer = asyncio.get_running_loop().call_later(ACK_GRACE_SECONDS, self._ack_late, task)
         self.tasks[task_id] = task
-        if frame["body_chunks"] == 0:
+        if request["body_chunks"] == 0:
             self._start(task)
 
     def _ack_late(self, task: Task) -> None:
@@ -292,6 +290,14 @@ class Connection:
         if task is not None and task.runner is not None:
             # Cancelling the runner closes its upstream connection and frees its slot.
             task.runner.cancel()
+
+    async def _end_after_bug(self, task_id: str) -> None:
+        task = self.tasks.pop(task_id, None)
+        if task is not None:
+            task.answered()
+            if task.runner is not None:
+                task.runner.cancel()
+        await self.send(protocol.Error(type="error", id=task_id, code="internal", message="the executor failed"))
 
     def _start(self, task: Task) -> None:
         task.runner = asyncio.create_task(self._run(task), name=f"task {task.id}")

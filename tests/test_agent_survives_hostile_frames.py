@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from executors import protocol
+from executors import protocol, task_checks
 from executors.task_checks import MAX_BODY_CHUNKS
 from tests import agent_harness
 from tests.agent_harness import GENERATE_PATH, collect, generate_body, send_task
@@ -199,4 +199,23 @@ async def test_a_flood_of_hostile_frames_costs_nothing_but_their_own_tasks(link,
     answers = await asyncio.gather(*(bad_task_for(link, frame["id"]) for frame in hostile))
 
     assert len(answers) == len(MALFORMED_REQUESTS)
+    await assert_still_serving(link, gateway, fake, agent_log)
+
+
+async def test_a_frame_that_trips_a_bug_costs_its_task_but_not_the_connection(
+    link, gateway, fake, agent_log, monkeypatch
+):
+    def broken(frame):
+        raise RuntimeError("a bug in reading requests")
+
+    monkeypatch.setattr(task_checks, "read_request", broken)
+    task_id = uuid.uuid4().hex
+    await link.send({**GOOD_REQUEST, "id": task_id})
+
+    frame = await link.next_for(task_id)
+    assert (frame["type"], frame["code"]) == ("error", "internal")
+    bug_lines = [record for record in agent_log.records if "could not be handled" in record.getMessage()]
+    assert len(bug_lines) == 1 and bug_lines[0].exc_info, "a bug, unlike a bad task, is logged with its traceback"
+    monkeypatch.undo()
+    agent_log.clear()
     await assert_still_serving(link, gateway, fake, agent_log)
