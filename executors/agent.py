@@ -1,12 +1,15 @@
 """The headless executor: performs the gateway's tasks against a Gemini upstream.
 
-    python -m executors.agent --server https://gateway.example --token gpe_... \\
-        [--upstream URL] [--upstream-key KEY] [--concurrency N] [--label LABEL]
+    GEMPROXY_EXECUTOR_TOKEN=gpe_... GEMINI_API_KEY=... \\
+    python -m executors.agent --server https://gateway.example \\
+        [--upstream URL] [--concurrency N] [--label LABEL]
 
-The environment may give GEMPROXY_SERVER, GEMPROXY_EXECUTOR_TOKEN and
-GEMINI_API_KEY instead. It speaks protocol v1 (docs/executor-protocol.md) over
-one WebSocket, reconnects forever, and needs nothing from this repository but
-executors.protocol: no Django, so it runs anywhere Python and aiohttp do.
+The secrets come from the environment or from files (--token-file,
+--upstream-key-file); --token and --upstream-key work too, but a flag is
+visible to every user of the machine in `ps`. It speaks protocol v1
+(docs/executor-protocol.md) over one WebSocket, reconnects forever, and needs
+nothing from this repository but executors.protocol and executors.task_checks:
+no Django, so it runs anywhere Python and aiohttp do.
 aiohttp serves both the WebSocket and the upstream calls because it costs far
 less CPU per request than the alternatives we measured.
 """
@@ -15,22 +18,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import binascii
 import logging
 import os
 import random
 import signal
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from executors import protocol
+from executors import protocol, task_checks
+from executors.task_checks import BadTask
 
 __version__ = "1.0"
 SOFTWARE = f"gemproxy-agent/{__version__}"
@@ -39,6 +44,8 @@ DEFAULT_CONCURRENCY = 8
 # The protocol's defaults, used until the welcome gives the gateway's values.
 DEFAULT_HEARTBEAT_INTERVAL = 15.0
 DEFAULT_HEARTBEAT_TIMEOUT = 60.0
+# Above this a heartbeat setting is taken as a mistake: a dead gateway would go unnoticed for too long.
+MAX_HEARTBEAT_SECONDS = 3600.0
 MAX_BACKOFF_SECONDS = 30.0
 # Any frame about a task acknowledges it. A task answered within this time
 # needs no separate "ack" frame, which saves the gateway a frame per call;
@@ -50,8 +57,11 @@ HOP_BY_HOP_HEADERS = frozenset(
      "transfer-encoding", "upgrade"}
 )  # fmt: skip
 # Host and length belong to this hop. Accept-encoding is left to aiohttp, which
-# offers only the codings it can decode: the body is relayed decoded.
-NOT_FORWARDED_HEADERS = HOP_BY_HOP_HEADERS | {"host", "content-length", "accept-encoding"}
+# offers only the codings it can decode: the body is relayed decoded. Credentials
+# are the executor's own: the gateway strips the client's, and none may pass even by mistake.
+NOT_FORWARDED_HEADERS = HOP_BY_HOP_HEADERS | {
+    "host", "content-length", "accept-encoding", "authorization", "cookie", "x-goog-api-key"
+}  # fmt: skip
 # Read failures of the upstream call; everything else is a bug of ours.
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError)  # OSError includes TimeoutError
 
@@ -112,24 +122,18 @@ def relayed_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return relayed
 
 
-def bad_task_reason(frame: Mapping[str, Any]) -> str | None:
-    """Why a request frame cannot be performed, or None when it can."""
-    checks = {
-        "method": isinstance(frame.get("method"), str) and frame["method"].isalpha(),
-        "path": isinstance(frame.get("path"), str) and frame["path"].startswith("/"),
-        "query": isinstance(frame.get("query", ""), str),
-        "headers": isinstance(frame.get("headers", {}), dict),
-        "body_chunks": isinstance(frame.get("body_chunks"), int) and frame["body_chunks"] >= 0,
-    }
-    wrong = [name for name, ok in checks.items() if not ok]
-    return f"invalid {', '.join(wrong)}" if wrong else None
+def heartbeat_seconds(value: object, default: float) -> float:
+    """A heartbeat setting from the welcome, or the default when it is not a plausible number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_HEARTBEAT_SECONDS:
+        return float(value)
+    return default
 
 
 @dataclass
 class Task:
     """One attempt: its request frame, the body pieces received so far, and its runner once started."""
 
-    request: dict[str, Any]
+    request: protocol.Request
     body: list[bytes] = field(default_factory=list)
     runner: asyncio.Task[None] | None = None
     ack_timer: asyncio.TimerHandle | None = None
@@ -147,8 +151,9 @@ class Task:
         return self.request["id"]
 
     def upstream_url(self, upstream: str) -> URL:
-        query = self.request.get("query") or ""
-        # encoded=True: path and query are used exactly as the gateway gave them.
+        query = self.request["query"]
+        # read_request allowed only characters that need no encoding, so encoded=True keeps yarl
+        # from re-encoding or normalising them: the upstream sees exactly what was checked.
         return URL(upstream.rstrip("/") + self.request["path"] + (f"?{query}" if query else ""), encoded=True)
 
 
@@ -176,6 +181,8 @@ class Connection:
                     return
                 if message.type is aiohttp.WSMsgType.TEXT:
                     await self._dispatch(message.data)
+                elif message.type is aiohttp.WSMsgType.BINARY:
+                    log.warning("ignoring a binary frame: the protocol uses text frames only")
                 elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     self._log_close(message)
                     return
@@ -194,13 +201,12 @@ class Connection:
                 raise GatewayGone from exc
 
     async def _dispatch(self, text: str) -> None:
+        """Hands one frame to its handler. Whatever the gateway sends, this connection goes on serving."""
         try:
             frame = protocol.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
             log.warning("ignoring a frame that is not a JSON object with a type")
             return
-        if not isinstance(frame.get("id", ""), str):
-            return  # no task has such an id
         handler = {
             "welcome": self._on_welcome,
             "ping": self._on_ping,
@@ -208,31 +214,47 @@ class Connection:
             "request_body": self._on_request_body,
             "cancel": self._on_cancel,
         }.get(frame["type"])
-        if handler is not None:  # unknown types are ignored, as the protocol asks
+        if handler is None:
+            return  # unknown types are ignored, as the protocol asks
+        is_task_frame = frame["type"] in ("request", "request_body", "cancel")
+        if is_task_frame and not task_checks.is_task_id(frame.get("id")):
+            log.warning("ignoring a %s frame without a valid task id", frame["type"])
+            return
+        try:
             await handler(frame)
+        except GatewayGone:
+            raise
+        except Exception:
+            # A frame we did not foresee costs at most its own task, never the connection.
+            log.exception("a %s frame could not be handled", frame["type"])
+            if is_task_frame:
+                await self._end_after_bug(frame["id"])
 
     async def _on_welcome(self, frame: dict[str, Any]) -> None:
-        interval = frame.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)
-        timeout = frame.get("heartbeat_timeout", DEFAULT_HEARTBEAT_TIMEOUT)
-        self._silence_limit = float(interval) + float(timeout)
+        interval = heartbeat_seconds(frame.get("heartbeat_interval"), DEFAULT_HEARTBEAT_INTERVAL)
+        timeout = heartbeat_seconds(frame.get("heartbeat_timeout"), DEFAULT_HEARTBEAT_TIMEOUT)
+        self._silence_limit = interval + timeout
         self.agent.welcomed()
-        log.info("welcomed by the gateway as an executor of %s", frame.get("account"))
+        account = frame.get("account")
+        log.info("welcomed by the gateway as an executor of %r", account if isinstance(account, str) else None)
 
     async def _on_ping(self, frame: dict[str, Any]) -> None:
         await self.send({"type": "pong", "nonce": frame.get("nonce", "")})
 
     async def _on_request(self, frame: dict[str, Any]) -> None:
-        task_id = frame.get("id")
-        if not isinstance(task_id, str) or task_id in self.tasks:
+        task_id = frame["id"]
+        if task_id in self.tasks:
+            return  # a repeated frame for a live attempt is a duplicate, not a new task
+        try:
+            request = task_checks.read_request(frame)
+        except BadTask as exc:
+            log.warning("refused task %s: %s", task_id, exc)
+            await self._fail(task_id, "bad_task", str(exc))
             return
-        reason = bad_task_reason(frame)
-        if reason:
-            await self._fail(task_id, "bad_task", reason)
-            return
-        task = Task(frame)
+        task = Task(request)
         task.ack_timer = asyncio.get_running_loop().call_later(ACK_GRACE_SECONDS, self._ack_late, task)
         self.tasks[task_id] = task
-        if frame["body_chunks"] == 0:
+        if request["body_chunks"] == 0:
             self._start(task)
 
     def _ack_late(self, task: Task) -> None:
@@ -243,27 +265,39 @@ class Connection:
             sending.add_done_callback(self._late_acks.discard)
 
     async def _on_request_body(self, frame: dict[str, Any]) -> None:
-        task = self.tasks.get(frame.get("id", ""))
-        if task is None or task.runner is not None:
+        task = self.tasks.get(frame["id"])
+        if task is None:
+            # Routine after a cancel or a refusal, so it is no warning.
+            log.debug("ignoring a request_body for task %s, which is not waiting for its body", frame["id"])
+            return
+        if task.runner is not None:
+            log.warning("ignoring a request_body for task %s, whose body is complete", task.id)
             return
         try:
-            if frame.get("seq") != len(task.body):
-                raise ValueError(f"body piece {frame.get('seq')} arrived, {len(task.body)} expected")
-            task.body.append(protocol.decode_body(frame["data"]))
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            del self.tasks[task.id]
+            task.body.append(task_checks.read_body_piece(frame, len(task.body)))
+        except BadTask as exc:
+            log.warning("refused task %s: %s", task.id, exc)
             await self._fail(task.id, "bad_task", str(exc))
+            del self.tasks[task.id]
             return
         if len(task.body) == task.request["body_chunks"]:
             self._start(task)
 
     async def _on_cancel(self, frame: dict[str, Any]) -> None:
-        task = self.tasks.pop(frame.get("id", ""), None)
+        task = self.tasks.pop(frame["id"], None)
         if task is not None:
             task.answered()
         if task is not None and task.runner is not None:
             # Cancelling the runner closes its upstream connection and frees its slot.
             task.runner.cancel()
+
+    async def _end_after_bug(self, task_id: str) -> None:
+        task = self.tasks.pop(task_id, None)
+        if task is not None:
+            task.answered()
+            if task.runner is not None:
+                task.runner.cancel()
+        await self.send(protocol.Error(type="error", id=task_id, code="internal", message="the executor failed"))
 
     def _start(self, task: Task) -> None:
         task.runner = asyncio.create_task(self._run(task), name=f"task {task.id}")
@@ -307,7 +341,7 @@ class Connection:
         async with self.agent.upstream.request(
             task.request["method"],
             task.upstream_url(config.upstream),
-            headers=upstream_request_headers(task.request.get("headers", {}), config.upstream_key),
+            headers=upstream_request_headers(task.request["headers"], config.upstream_key),
             data=body or None,
             allow_redirects=False,  # a tunnel relays redirects, it does not follow them
         ) as response:
@@ -369,7 +403,16 @@ class Connection:
 
 
 def describe_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+    """One line about a failure, for the gateway and the log. Never the request's URL: aiohttp puts
+    it in some messages, and its query is the client's."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        text = f"{exc.status}, {exc.message}"
+    elif isinstance(exc, aiohttp.InvalidURL):
+        text = ""
+    else:
+        text = str(exc)
+    text = " ".join(text.split())
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
 class Agent:
@@ -438,24 +481,94 @@ class Agent:
             log.exception("the connection to the gateway failed unexpectedly")
 
 
+SECRETS_HELP = """\
+Secrets: a flag's value is visible to every user of this machine in `ps` (and
+/proc). Prefer the environment (GEMPROXY_EXECUTOR_TOKEN, GEMINI_API_KEY) or a
+file readable only by you (--token-file, --upstream-key-file: its first line,
+stripped, is the secret). A secret given as a flag draws a warning."""
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where one secret may come from: a flag (shown in `ps`), a file, or the environment."""
+
+    flag: str
+    file_flag: str
+    env: str
+
+
+TOKEN_SOURCE = SecretSource("--token", "--token-file", "GEMPROXY_EXECUTOR_TOKEN")
+UPSTREAM_KEY_SOURCE = SecretSource("--upstream-key", "--upstream-key-file", "GEMINI_API_KEY")
+
+
+def read_secret_file(path: str) -> str:
+    """The first line of the file, stripped; ValueError when it cannot be read or holds no secret."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    lines = text.splitlines()
+    secret = lines[0].strip() if lines else ""
+    if not secret:
+        raise ValueError(f"{path} is empty: its first line must hold the secret")
+    return secret
+
+
+def choose_secret(parser: argparse.ArgumentParser, source: SecretSource, flag_value: str | None,
+                  file_path: str | None) -> str | None:  # fmt: skip
+    """The secret from the flag or the file (never both), else from the environment; warns about a flag."""
+    if flag_value is not None and file_path is not None:
+        parser.error(f"give {source.flag} or {source.file_flag}, not both")
+    if file_path is not None:
+        try:
+            return read_secret_file(file_path)
+        except ValueError as exc:
+            parser.error(f"{source.file_flag}: {exc}")
+    if flag_value is not None:
+        print(
+            f"{parser.prog}: warning: {source.flag} is visible to other users in `ps`; "
+            f"use {source.env} or {source.file_flag} instead",
+            file=sys.stderr,
+        )
+        return flag_value or None
+    return os.environ.get(source.env) or None
+
+
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
-    parser = argparse.ArgumentParser(prog="python -m executors.agent", description="gemproxy headless executor")
+    parser = argparse.ArgumentParser(
+        prog="python -m executors.agent",
+        description="gemproxy headless executor",
+        epilog=SECRETS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--server", default=os.environ.get("GEMPROXY_SERVER"), help="gateway base URL")
-    parser.add_argument("--token", default=os.environ.get("GEMPROXY_EXECUTOR_TOKEN"), help="executor token")
+    parser.add_argument("--token-file", metavar="PATH", help="file holding the executor token (first line)")
+    parser.add_argument(
+        "--token", help="executor token (visible in `ps`: prefer GEMPROXY_EXECUTOR_TOKEN or --token-file)"
+    )
     parser.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="Gemini API base URL")
-    parser.add_argument("--upstream-key", default=os.environ.get("GEMINI_API_KEY"), help="API key for the upstream")
+    parser.add_argument("--upstream-key-file", metavar="PATH", help="file holding the upstream API key (first line)")
+    parser.add_argument(
+        "--upstream-key",
+        help="API key for the upstream (visible in `ps`: prefer GEMINI_API_KEY or --upstream-key-file)",
+    )
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="most tasks at once")
     parser.add_argument("--label", default=socket.gethostname(), help="informational name")
     args = parser.parse_args(argv)
-    if not args.server or not args.token:
-        parser.error("--server and --token are required (or GEMPROXY_SERVER and GEMPROXY_EXECUTOR_TOKEN)")
+    token = choose_secret(parser, TOKEN_SOURCE, args.token, args.token_file)
+    upstream_key = choose_secret(parser, UPSTREAM_KEY_SOURCE, args.upstream_key, args.upstream_key_file)
+    if not args.server or not token:
+        parser.error(
+            "--server and an executor token are required "
+            "(GEMPROXY_SERVER; GEMPROXY_EXECUTOR_TOKEN, --token-file or --token)"
+        )
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     try:
         executor_url(args.server)
     except ValueError as exc:
         parser.error(str(exc))
-    return AgentConfig(args.server, args.token, args.upstream, args.upstream_key or None, args.concurrency, args.label)
+    return AgentConfig(args.server, token, args.upstream, upstream_key, args.concurrency, args.label)
 
 
 async def run_until_signalled(agent: Agent) -> None:

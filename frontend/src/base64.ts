@@ -18,8 +18,15 @@ export function encodeBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-/** Throws on characters outside the base64 alphabet. */
+// A simple class star, not a repeated group: V8 would backtrack through a 350 KB piece and overflow.
+const ALPHABET_THEN_PADDING = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * Throws on anything but padded standard base64. atob alone is lenient: it
+ * skips spaces and accepts missing padding, so a corrupted piece would pass.
+ */
 export function decodeBase64(data: string): Uint8Array {
+  if (data.length % 4 !== 0 || !ALPHABET_THEN_PADDING.test(data)) throw new SyntaxError("not padded standard base64");
   const binary = atob(data);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);

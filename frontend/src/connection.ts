@@ -69,6 +69,8 @@ export interface ConnectionOptions {
   probe?: (httpUrl: string) => Promise<boolean>;
   fetch?: FetchLike;
   random?: () => number;
+  /** One line about a frame that was refused or ignored; the browser console by default. */
+  log?: (line: string) => void;
 }
 
 // A socket that has not been welcomed this long after we created it is given up.
@@ -98,11 +100,13 @@ export class Connection {
   private readonly createSocket: SocketFactory;
   private readonly probe: (httpUrl: string) => Promise<boolean>;
   private readonly random: () => number;
+  private readonly log: (line: string) => void;
 
   constructor(private readonly options: ConnectionOptions) {
     this.createSocket = options.createSocket ?? ((url, protocols) => new WebSocket(url, protocols));
     this.probe = options.probe ?? probeHttp;
     this.random = options.random ?? Math.random;
+    this.log = options.log ?? ((line) => console.warn(`gemproxy executor: ${line}`));
   }
 
   start(target: ConnectionTarget): void {
@@ -202,12 +206,21 @@ export class Connection {
   private received(session: Session, data: unknown): void {
     if (this.session !== session) return;
     session.lastHeard = Date.now();
-    if (typeof data !== "string") return; // the protocol only uses text frames
+    if (typeof data !== "string") {
+      this.log("ignoring a binary frame: the protocol uses text frames only");
+      return;
+    }
     let frame;
     try {
       frame = parseFrame(data);
     } catch (error) {
-      if (error instanceof BadFrame && error.id !== null) session.executor?.reject(error.id, error.message);
+      // Whatever the gateway sent costs at most the task it names, never this connection.
+      if (error instanceof BadFrame && error.id !== null) {
+        this.log(`refused task ${error.id}: ${error.message}`);
+        session.executor?.reject(error.id, error.message);
+      } else {
+        this.log(`ignoring a frame: ${describeError(error)}`);
+      }
       return;
     }
     if (frame === null) return;
@@ -227,7 +240,12 @@ export class Connection {
         });
         break;
       default:
-        session.executor?.handle(frame);
+        try {
+          session.executor?.handle(frame);
+        } catch (error) {
+          this.log(`a ${frame.type} frame could not be handled: ${describeError(error)}`);
+          session.executor?.reject(frame.id, "the executor could not handle this frame");
+        }
     }
   }
 

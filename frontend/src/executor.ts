@@ -164,7 +164,7 @@ export class Executor {
     try {
       task.pieces.push(decodeBase64(frame.data));
     } catch {
-      this.fail(task, "bad_task", `body piece ${frame.seq} is not valid base64`);
+      this.fail(task, "bad_task", `body piece ${frame.seq} is not padded standard base64`);
       return;
     }
     if (task.pieces.length === task.request.body_chunks) this.start(task);

@@ -5,6 +5,8 @@
  * holds the gateway's definitions; the names here mirror both.
  */
 
+import { METHODS, headerProblem, isTaskId, pathProblem, queryProblem } from "./taskChecks";
+
 export const PROTOCOL_VERSION = 1;
 export const SUBPROTOCOL = "gemproxy.v1";
 // Browsers cannot set headers on a WebSocket; the token travels as a subprotocol.
@@ -14,6 +16,8 @@ export const WEBSOCKET_PATH = "/ws/executor";
 // Raw bytes per body frame: base64 makes a frame about 4/3 of this, far under
 // Daphne's 1 MiB limit on an incoming WebSocket message.
 export const BODY_CHUNK_BYTES = 256 * 1024;
+// The largest body a task may announce: 2 GiB, the Files API's limit per file.
+export const MAX_BODY_CHUNKS = Math.floor((2 * 1024 * 1024 * 1024) / BODY_CHUNK_BYTES);
 
 export const CLOSE_PROTOCOL_ERROR = 4002;
 export const CLOSE_HEARTBEAT_MISSED = 4003;
@@ -22,6 +26,8 @@ export const CLOSE_ACCOUNT_DISABLED = 4004;
 // Used until a welcome tells us the gateway's own values (seconds).
 export const DEFAULT_HEARTBEAT_INTERVAL = 15;
 export const DEFAULT_HEARTBEAT_TIMEOUT = 60;
+// Above this a heartbeat setting is taken as a mistake: timers cannot wait much longer (2^31 ms).
+const MAX_HEARTBEAT_SECONDS = 3600;
 
 export type ErrorCode = "upstream_unreachable" | "bad_task" | "cancelled" | "internal";
 
@@ -131,33 +137,47 @@ type Json = Record<string, unknown>;
 
 function str(frame: Json, field: string, id: string | null): string {
   const value = frame[field];
-  if (typeof value !== "string") throw new BadFrame(`'${field}' must be a string`, id);
+  if (typeof value !== "string") throw new BadFrame(`${field} must be a string`, id);
   return value;
 }
 
 function count(frame: Json, field: string, id: string | null): number {
   const value = frame[field];
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-    throw new BadFrame(`'${field}' must be a non-negative integer`, id);
+    throw new BadFrame(`${field} must be a non-negative integer`, id);
   }
   return value;
 }
 
 function seconds(frame: Json, field: string, fallback: number): number {
   const value = frame[field];
-  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : fallback;
+  return typeof value === "number" && Number.isFinite(value) && value > 0 && value <= MAX_HEARTBEAT_SECONDS
+    ? value
+    : fallback;
 }
 
-function stringMap(frame: Json, field: string, id: string): Record<string, string> {
-  const value = frame[field];
+/** The task's id; a frame without a usable one names no task, so it cannot be answered. */
+function taskId(frame: Json): string {
+  if (!isTaskId(frame.id)) throw new BadFrame(`a ${String(frame.type)} frame without a valid task id`);
+  return frame.id;
+}
+
+function headerMap(frame: Json, id: string): Record<string, string> {
+  const value = frame.headers;
   if (value === undefined || value === null) return {};
-  if (typeof value !== "object" || Array.isArray(value)) throw new BadFrame(`'${field}' must be an object`, id);
+  if (typeof value !== "object" || Array.isArray(value)) throw new BadFrame("headers must be an object", id);
   const result: Record<string, string> = {};
   for (const [name, item] of Object.entries(value as Json)) {
-    if (typeof item !== "string") throw new BadFrame(`header '${name}' must be a string`, id);
-    result[name.toLowerCase()] = item;
+    const problem = headerProblem(name, item);
+    if (problem) throw new BadFrame(problem, id);
+    result[name.toLowerCase()] = item as string;
   }
   return result;
+}
+
+/** Refuses a task that would mean something else upstream than the gateway asked for. */
+function checked(problem: string | null, id: string): void {
+  if (problem) throw new BadFrame(problem, id);
 }
 
 /**
@@ -194,28 +214,25 @@ export function parseFrame(text: string): IncomingFrame | null {
       // The nonce is echoed back verbatim; a number is tolerated and echoed as text.
       return { type: "ping", nonce: f.nonce === undefined ? "" : String(f.nonce) };
     case "request": {
-      const id = str(f, "id", null);
+      const id = taskId(f);
+      const method = typeof f.method === "string" ? f.method.toUpperCase() : "";
+      if (!METHODS.has(method)) throw new BadFrame(`method must be one of ${[...METHODS].sort().join(", ")}`, id);
+      // The URL is UPSTREAM + path + "?" + query, used as given: only strings that
+      // no URL parser would rewrite, and that name no other host, path or key.
       const path = str(f, "path", id);
-      // The URL is UPSTREAM + path: a path not starting with "/" could change the
-      // host ("@evil.example/..."), so it is refused rather than used.
-      if (!path.startsWith("/")) throw new BadFrame("'path' must start with '/'", id);
       const query = f.query === undefined || f.query === null ? "" : str(f, "query", id);
-      return {
-        type: "request",
-        id,
-        method: str(f, "method", id).toUpperCase(),
-        path,
-        query,
-        headers: stringMap(f, "headers", id),
-        body_chunks: count(f, "body_chunks", id),
-      };
+      const bodyChunks = count(f, "body_chunks", id);
+      if (bodyChunks > MAX_BODY_CHUNKS) throw new BadFrame(`body_chunks must be at most ${MAX_BODY_CHUNKS}`, id);
+      checked(pathProblem(path), id);
+      checked(queryProblem(query), id);
+      return { type: "request", id, method, path, query, headers: headerMap(f, id), body_chunks: bodyChunks };
     }
     case "request_body": {
-      const id = str(f, "id", null);
+      const id = taskId(f);
       return { type: "request_body", id, seq: count(f, "seq", id), data: str(f, "data", id) };
     }
     case "cancel":
-      return { type: "cancel", id: str(f, "id", null) };
+      return { type: "cancel", id: taskId(f) };
     default:
       return null;
   }

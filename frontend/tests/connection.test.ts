@@ -29,6 +29,7 @@ function connection({ reachable = false, random = (): number => 0.5 } = {}) {
   const sockets = socketFactory();
   const upstream = fakeFetch();
   const probes: string[] = [];
+  const logged: string[] = [];
   const subject = new Connection({
     observer: {
       statusChanged: (status) => statuses.push(status),
@@ -42,8 +43,18 @@ function connection({ reachable = false, random = (): number => 0.5 } = {}) {
       return reachable;
     },
     random,
+    log: (line) => logged.push(line),
   });
-  return { subject, statuses, finished, sockets, upstream, probes, status: () => statuses[statuses.length - 1]! };
+  return {
+    subject,
+    statuses,
+    finished,
+    sockets,
+    upstream,
+    probes,
+    logged,
+    status: () => statuses[statuses.length - 1]!,
+  };
 }
 
 function connected(x: ReturnType<typeof connection>) {
@@ -148,7 +159,7 @@ describe("connecting", () => {
       type: "error",
       id: "t1",
       code: "bad_task",
-      message: "'path' must start with '/'",
+      message: "path must start with /v1/, /v1beta/ or /v1alpha/ (or /upload/ or /download/ before them)",
     });
   });
 });
@@ -308,6 +319,100 @@ describe("a dead connection", () => {
     late.respond(200, {}, "late answer");
     await settle();
     expect(second.frames().map((frame) => frame.type)).toEqual(["hello"]);
+  });
+});
+
+describe("surviving hostile frames from the gateway side", () => {
+  const GOOD = { type: "request", method: "GET", path: "/v1beta/models", query: "", headers: {}, body_chunks: 0 };
+
+  /** The socket is still open and this connection still answers pings and performs tasks. */
+  async function stillServing(x: ReturnType<typeof connection>, socket: ReturnType<typeof connected>) {
+    const calls = x.upstream.calls.length;
+    socket.receive({ type: "ping", nonce: "still-here" });
+    expect(socket.frames().at(-1)).toEqual({ type: "pong", nonce: "still-here" });
+    socket.receive({ ...GOOD, id: "after" });
+    await settle();
+    expect(x.upstream.calls).toHaveLength(calls + 1);
+    x.upstream.last().respond(200, { "content-type": "application/json" }, "{}");
+    await settle();
+    expect(socket.frames().at(-1)).toEqual({ type: "response_end", id: "after", chunks: 1 });
+    expect(socket.closedWith).toBeNull();
+    expect(x.sockets.sockets).toHaveLength(1);
+    expect(x.status().state).toBe("connected");
+  }
+
+  it.each([
+    ["a path with a NUL", { path: "/v1beta/models/gemini\u0000:generateContent" }],
+    ["a path with non-ASCII", { path: "/v1beta/models/gemini-\u00fc:generateContent" }],
+    ["a path with a question mark", { path: "/v1beta/models/gemini?alt=x:generateContent" }],
+    ["a query with a key", { query: "alt=sse&%6Bey=client-key" }],
+    ["a header with CR LF", { headers: { "x-a": "1\r\nx-forged: 1" } }],
+    ["a huge body_chunks", { body_chunks: 1e12 }],
+    ["no method", { method: undefined }],
+  ])("answers bad_task for %s, logs one line and calls no upstream", async (_, fields) => {
+    const x = connection();
+    const socket = connected(x);
+    socket.receive({ ...GOOD, id: "t1", ...fields });
+    expect(socket.frames().at(-1)).toMatchObject({ type: "error", id: "t1", code: "bad_task" });
+    expect(x.logged).toHaveLength(1);
+    expect(x.logged[0]).toMatch(/^refused task t1: /);
+    expect(x.logged[0]).not.toContain("client-key");
+    await settle();
+    expect(x.upstream.calls).toHaveLength(0);
+    await stillServing(x, socket);
+  });
+
+  it.each([
+    ["a request without an id", { ...GOOD }],
+    ["a request with an id that is a list", { ...GOOD, id: ["x"] }],
+    ["a request with an empty id", { ...GOOD, id: "" }],
+    ["a request with a huge id", { ...GOOD, id: "x".repeat(10_000) }],
+    ["a body piece with an object id", { type: "request_body", id: { a: 1 }, seq: 0, data: "" }],
+    ["a cancel with a numeric id", { type: "cancel", id: 17 }],
+  ])("ignores %s with one log line", async (_, frame) => {
+    const x = connection();
+    const socket = connected(x);
+    const sent = socket.frames().length;
+    socket.receive(frame);
+    expect(socket.frames()).toHaveLength(sent);
+    expect(x.logged).toEqual([`ignoring a frame: a ${frame.type} frame without a valid task id`]);
+    await stillServing(x, socket);
+  });
+
+  it("ignores JSON nested too deep, a binary frame and a body piece for an unknown task", async () => {
+    const x = connection();
+    const socket = connected(x);
+    socket.receiveText("[".repeat(200_000) + "]".repeat(200_000));
+    socket.onmessage?.({ data: new ArrayBuffer(8) } as MessageEvent);
+    socket.receive({ type: "request_body", id: "nobody", seq: 0, data: "!!not base64!!" });
+    expect(socket.frames().map((frame) => frame.type)).toEqual(["hello"]);
+    expect(x.logged).toHaveLength(2);
+    await stillServing(x, socket);
+  });
+
+  it("fails a task whose body piece is not strict base64", async () => {
+    const x = connection();
+    const socket = connected(x);
+    socket.receive({ ...GOOD, id: "t1", method: "POST", body_chunks: 1 });
+    socket.receive({ type: "request_body", id: "t1", seq: 0, data: "AAA" });
+    expect(socket.frames().at(-1)).toEqual({
+      type: "error",
+      id: "t1",
+      code: "bad_task",
+      message: "body piece 0 is not padded standard base64",
+    });
+    await settle();
+    expect(x.upstream.calls).toHaveLength(0);
+    await stillServing(x, socket);
+  });
+
+  it("keeps its heartbeat deadline when a welcome carries unusable values", async () => {
+    const x = connection();
+    const socket = connected(x);
+    socket.receive({ ...WELCOME, heartbeat_interval: "abc", heartbeat_timeout: 1e308 });
+    vi.advanceTimersByTime(74_000);
+    expect(socket.closedWith).toBeNull();
+    await stillServing(x, socket);
   });
 });
 

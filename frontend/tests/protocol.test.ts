@@ -52,7 +52,7 @@ describe("parsing gateway frames", () => {
 
   it("refuses a path that could change the upstream host", () => {
     expect(() => parseFrame('{"type":"request","id":"a1","method":"GET","path":"@evil.test/x","body_chunks":0}')).toThrow(
-      "'path' must start with '/'",
+      "path has a character that is not allowed: '@'",
     );
   });
 
