@@ -74,9 +74,10 @@ def _find(root: Path, asset: str) -> AppFile | None:
         return None
     try:
         candidate = (root / asset).resolve()
-    except (OSError, ValueError) as exc:  # NUL bytes, symlink loops
+        found = candidate.is_relative_to(root.resolve()) and candidate.is_file()
+    except (OSError, ValueError) as exc:  # NUL bytes, symlink loops, names longer than the file system takes
         raise Http404 from exc
-    if not candidate.is_relative_to(root.resolve()) or not candidate.is_file():
+    if not found:
         raise Http404
     guessed = CONTENT_TYPES.get(candidate.suffix.lower()) or mimetypes.guess_type(candidate.name)[0]
     return AppFile(candidate, candidate.stat().st_mtime, guessed or "application/octet-stream")

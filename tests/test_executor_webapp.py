@@ -51,6 +51,13 @@ async def test_nothing_outside_the_build_is_served(built_app: Path, path: str) -
     assert b"outside the app" not in response.content
 
 
+@pytest.mark.parametrize("asset", ["x" * 300, "a\x00b", "assets/" + "y" * 5000])
+async def test_names_the_file_system_cannot_take_are_not_found(built_app: Path, asset: str) -> None:
+    response = await AsyncClient().get(f"/executor/{asset}")
+
+    assert response.status_code == 404
+
+
 async def test_an_unbuilt_app_explains_how_to_build_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(webapp, "dist_dir", lambda: tmp_path / "missing")
 
