@@ -189,8 +189,11 @@ class FakeUpstream:
     # Routes.
 
     async def _list_models(self, request: web.Request) -> web.Response:
-        page_size = int(request.query.get("pageSize") or 50)
-        start = int(request.query.get("pageToken") or 0)
+        page_size = _int32_parameter(request, "pageSize", "page_size") or 50
+        token = request.query.get("pageToken") or "0"
+        if not token.isdigit():
+            raise GoogleError(400, "Invalid page token.")  # Google's tokens are opaque; a made-up one is refused
+        start = int(token)
         page: dict[str, Any] = {"models": MODELS[start : start + page_size]}
         if start + page_size < len(MODELS):
             page["nextPageToken"] = str(start + page_size)
@@ -301,6 +304,20 @@ class FakeUpstream:
                 "abortedStreams": self.aborted_streams,
             }
         )
+
+
+def _int32_parameter(request: web.Request, name: str, field_name: str) -> int:
+    """A query parameter Google declares as int32, refused in Google's words when it is not one."""
+    raw = request.query.get(name, "")
+    try:
+        value = int(raw) if raw else 0
+    except ValueError:
+        raise GoogleError(400, f'Invalid value at \'{field_name}\' (TYPE_INT32), "{raw}"') from None
+    if not -(2**31) <= value < 2**31:
+        raise GoogleError(400, f'Invalid value at \'{field_name}\' (TYPE_INT32), "{raw}"')
+    if value < 0:
+        raise GoogleError(400, f"{field_name} must not be negative.")
+    return value
 
 
 def _try_json(body: bytes) -> Any:
