@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -68,7 +69,7 @@ def _nice_ceiling(value: float) -> float:
 def stacked_bars(
     title: str,
     labels: list[str],
-    series: list[tuple[str, str, list[float]]],
+    series: Sequence[tuple[str, str, Sequence[float]]],
     *,
     width: int = 720,
     height: int = 200,
@@ -88,7 +89,7 @@ def stacked_bars(
     bar_width = max(slot * 0.75, 1)
     for i, label in enumerate(labels):
         x = left + i * slot + (slot - bar_width) / 2
-        base = height - bottom
+        base: float = height - bottom
         for name, colour, values in series:
             value = values[i]
             if value <= 0:

@@ -29,7 +29,7 @@ def tokens_chart(days: list[DayUsage], title: str = "Tokens per day, by model"):
     for day in days:
         for model, tokens in day.tokens_by_model.items():
             totals[model] = totals.get(model, 0) + tokens
-    shown = sorted(totals, key=totals.get, reverse=True)[:MODELS_IN_CHART]
+    shown = sorted(totals, key=lambda model: totals[model], reverse=True)[:MODELS_IN_CHART]
     series = [
         (model or "(no model)", PALETTE[i], [day.tokens_by_model.get(model, 0) for day in days])
         for i, model in enumerate(shown)

@@ -86,11 +86,11 @@ class Admission:
             # The lease expires by itself; the reservation stays counted.
             logger.warning("could not settle the quota of key %s", self.key.prefix)
 
-    def _keep_lease(self) -> None:
-        interval = self.counters.lease_seconds / 3
-        deadline = time.monotonic() + getattr(settings, "GEMPROXY_TOTAL_TIMEOUT", 900.0) + self.counters.lease_seconds
+    def _keep_lease(self, counters: Counters, grant: Grant) -> None:
+        interval = counters.lease_seconds / 3
+        deadline = time.monotonic() + getattr(settings, "GEMPROXY_TOTAL_TIMEOUT", 900.0) + counters.lease_seconds
         self._renewal = asyncio.get_running_loop().create_task(
-            _renew_lease(weakref.ref(self), self.counters, self.grant, interval, deadline)
+            _renew_lease(weakref.ref(self), counters, grant, interval, deadline)
         )
 
 
@@ -133,7 +133,7 @@ async def admit(key: ProxyKey, *, model: str, client_ip: str, request_body: byte
 
     admission = Admission(key=key, headers=rate_headers(limits, result), grant=result, counters=counters)
     if result.lease_id:
-        admission._keep_lease()
+        admission._keep_lease(counters, result)
     return admission
 
 

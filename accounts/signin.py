@@ -82,8 +82,8 @@ def clear_failures(request: HttpRequest, username: str) -> None:
     SignInFailures.objects.filter(key=_key_of(request, username)).delete()
 
 
-class ThrottledSignIn:
-    """Mixed into an ``AuthenticationForm``: refuse while locked out, count wrong passwords, reset on success."""
+class ThrottledSignIn(AuthenticationForm):
+    """An ``AuthenticationForm`` that refuses while locked out, counts wrong passwords and resets on success."""
 
     def clean(self):
         username = self.cleaned_data.get("username")
@@ -102,7 +102,7 @@ class ThrottledSignIn:
         return cleaned
 
 
-class SignInForm(ThrottledSignIn, AuthenticationForm):
+class SignInForm(ThrottledSignIn):
     """The members' login form at ``/me/login/``."""
 
 

@@ -138,7 +138,7 @@ class UsageWriter:
         return len(self._held_back)
 
     def _next_batch(self) -> list[UsageEvent]:
-        batch = []
+        batch: list[UsageEvent] = []
         while self._held_back and len(batch) < BATCH_SIZE:
             batch.append(self._held_back.popleft())
         while len(batch) < BATCH_SIZE:

@@ -105,6 +105,7 @@ class Relay:
                 handed_over = True
                 first = await anext(stream, b"")
                 return self._streaming_response(head, first, stream)
+            assert self.exchange is not None  # _start made it
             body = b"".join([piece async for piece in self.exchange.body()])
             self.usage.feed(body)
             self._observe_status(head.status)

@@ -46,9 +46,9 @@ class ApiHandler(SiteHandler):
 
     def load_middleware(self, is_async: bool = False) -> None:
         # What BaseHandler.load_middleware builds for an empty MIDDLEWARE.
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
+        self._view_middleware: list = []
+        self._template_response_middleware: list = []
+        self._exception_middleware: list = []
         get_response = self._get_response_async if is_async else self._get_response
         self._middleware_chain = convert_exception_to_response(get_response)
 

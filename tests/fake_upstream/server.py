@@ -312,9 +312,9 @@ def _int32_parameter(request: web.Request, name: str, field_name: str) -> int:
     try:
         value = int(raw) if raw else 0
     except ValueError:
-        raise GoogleError(400, f'Invalid value at \'{field_name}\' (TYPE_INT32), "{raw}"') from None
+        raise GoogleError(400, f"Invalid value at '{field_name}' (TYPE_INT32), \"{raw}\"") from None
     if not -(2**31) <= value < 2**31:
-        raise GoogleError(400, f'Invalid value at \'{field_name}\' (TYPE_INT32), "{raw}"')
+        raise GoogleError(400, f"Invalid value at '{field_name}' (TYPE_INT32), \"{raw}\"")
     if value < 0:
         raise GoogleError(400, f"{field_name} must not be negative.")
     return value
