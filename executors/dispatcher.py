@@ -191,7 +191,7 @@ class Exchange:
         except DispatchError as error:
             raise _AttemptFailed(error) from error
         try:
-            if frame["type"] == "ack":
+            while frame["type"] == "ack":  # a repeated ack is harmless
                 frame = await self._frame(settings.GEMPROXY_FIRST_BYTE_TIMEOUT, "The upstream did not answer in time.")
             piece = self._take(frame)  # an error frame before the response raises here
             if frame["type"] != "response_start":

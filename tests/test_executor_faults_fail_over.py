@@ -143,3 +143,21 @@ async def test_bad_base64_reaching_the_dispatcher_mid_stream_is_a_dispatch_error
     assert raised.value.outcome == "executor_lost"
     await exchange.close()
     await executor.disconnect()
+
+
+async def test_a_repeated_ack_does_not_abandon_the_attempt(token: str) -> None:
+    executor = await connect_executor(token)
+    exchange = generate()
+    starting = asyncio.create_task(exchange.start())
+    attempt = json.loads(await executor.receive_from())["id"]
+    await executor.receive_from()  # the body
+
+    for _ in range(2):
+        await executor.send_to(text_data=json.dumps({"type": "ack", "id": attempt}))
+    whole = {"type": "response_start", "id": attempt, "status": 200, "headers": SSE, "data": "b2s=", "end": True}
+    await executor.send_to(text_data=json.dumps(whole))
+
+    head = await asyncio.wait_for(starting, 2)
+    assert (head.status, await body_of(exchange), exchange.attempts) == (200, b"ok", 1)
+    await exchange.close()
+    await executor.disconnect()
