@@ -78,7 +78,9 @@ class ExecutorAccountAdmin(admin.ModelAdmin):
         if token:
             show_token_once(request, obj, token)
 
-    @admin.action(description="Issue new tokens (the old ones stop working at once)")
+    @admin.action(
+        description="Rotate tokens (the old ones stop working at once; their executors are cut off within 20 s)"
+    )
     def issue_new_tokens(self, request: HttpRequest, queryset: QuerySet[ExecutorAccount]) -> None:
         for account in queryset:
             token = account.set_new_token()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -25,8 +26,13 @@ from executors.registry import ExecutorInfo, get_registry
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 1000
-# Account checks hit the database, so they run every few heartbeats, not every one.
-ACCOUNT_CHECK_EVERY = 4
+# How often a connection asks the database whether its account is still enabled
+# and its token still the account's. With the close that follows, a disabled
+# account or a replaced token is cut off within 20 s whatever the heartbeat
+# interval; one indexed query per executor every 10 s keeps it off the frame path.
+ACCOUNT_CHECK_SECONDS = 10.0
+# Channels' own close code for a fault of the application.
+CLOSE_INTERNAL_ERROR = 1011
 
 
 def token_from_scope(scope: dict) -> str:
@@ -48,17 +54,44 @@ def _find_account(token: str) -> ExecutorAccount | None:
 
 
 @database_sync_to_async
-def _account_enabled(account_id: int) -> bool:
-    return ExecutorAccount.objects.filter(pk=account_id, enabled=True).exists()
+def _account_standing(account_id: int, token_digest: str) -> str:
+    return ExecutorAccount.objects.standing(account_id, token_digest)
+
+
+_CLOSE_CODE_OF_STANDING = {"disabled": protocol.CLOSE_ACCOUNT_DISABLED, "replaced": protocol.CLOSE_TOKEN_REPLACED}
+
+
+def _excerpt(message: str | bytes | None) -> str:
+    """A short repr of what an executor sent, for a log line: never the whole frame."""
+    return repr(message[:100] if message is not None else None)
+
+
+@dataclass
+class _Attempt:
+    """A task in flight on this connection, and how far its response has come."""
+
+    reply_channel: str
+    started: bool = False  # its response_start was forwarded
+    pieces: int = 0  # response_body frames forwarded
+
+
+def _lost(attempt_id: str, message: str) -> dict:
+    return {
+        "type": "executor.frame",
+        "frame": {"type": "error", "id": attempt_id, "code": "executor_lost", "message": message},
+    }
 
 
 class ExecutorConsumer(AsyncWebsocketConsumer):
     account: ExecutorAccount | None = None
     info: ExecutorInfo | None = None
     heartbeats: asyncio.Task | None = None
+    # Set once the gateway decided to close: frames still queued are not read,
+    # so nothing can register this connection again.
+    ending = False
 
     async def connect(self) -> None:
-        self.attempts: dict[str, str] = {}  # attempt id -> reply channel
+        self.attempts: dict[str, _Attempt] = {}
         self.account = await _find_account(token_from_scope(self.scope))
         if self.account is None:
             # Closing before accepting makes Daphne refuse the handshake with 403.
@@ -79,33 +112,43 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.ending:
+            return
         self.last_seen = time.monotonic()
+        message = text_data if text_data is not None else bytes_data
         try:
-            frame = protocol.loads(text_data if text_data is not None else bytes_data)
-        except ValueError:
-            await self.close(code=protocol.CLOSE_PROTOCOL_ERROR)
-            return
-        kind = frame["type"]
-        if self.info is None:
-            await self._hello(frame)
-        elif kind != "pong":
-            await self._forward(frame)
+            frame = protocol.parse_executor_frame(message)  # type: ignore[arg-type]
+            if self.info is None:
+                await self._hello(frame)
+            elif frame is not None:
+                await self._forward(frame)
+        except protocol.ProtocolViolation as violation:
+            log.warning(
+                "executor %s broke the protocol (%s) with %s; closing", self._name(), violation, _excerpt(message)
+            )
+            await self._end(protocol.CLOSE_PROTOCOL_ERROR)
+        except Exception:
+            # Our fault, not the executor's; still, no registry entry may outlive the connection.
+            log.exception("executor %s: a frame could not be handled; closing", self._name())
+            await self._end(CLOSE_INTERNAL_ERROR)
 
-    async def _hello(self, frame: dict) -> None:
-        if frame["type"] != "hello" or frame.get("protocol") != protocol.PROTOCOL_VERSION:
-            log.warning("executor of %s: expected hello for protocol 1, got %.200r", self.account, frame)
-            await self.close(code=protocol.CLOSE_PROTOCOL_ERROR)
-            return
+    def _name(self) -> str:
+        if self.info is not None:
+            return f"{self.info.executor_id} of {self.info.account_label}"
+        return f"of {self.account}"
+
+    async def _hello(self, frame: protocol.ExecutorFrame | None) -> None:
+        if frame is None or frame["type"] != "hello":
+            raise protocol.ProtocolViolation("the first frame must be hello")
         assert self.account is not None
-        concurrency = frame.get("max_concurrency")
         self.info = ExecutorInfo(
             connection_id=uuid.uuid4().hex,
-            executor_id=str(frame.get("executor_id") or "")[:100],
+            executor_id=frame["executor_id"],
             channel_name=self.channel_name,
             account_id=self.account.pk,
             account_label=self.account.label,
-            software=str(frame.get("software") or "")[:100],
-            max_concurrency=max(1, min(MAX_CONCURRENCY, concurrency if isinstance(concurrency, int) else 1)),
+            software=frame["software"],
+            max_concurrency=min(MAX_CONCURRENCY, frame["max_concurrency"]),
             connected_at=time.time(),
         )
         await get_registry().register(self.info, time.time() + settings.GEMPROXY_HEARTBEAT_TIMEOUT)
@@ -127,39 +170,87 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             self.info.max_concurrency,
         )
 
-    async def _forward(self, frame: dict) -> None:
+    async def _forward(self, frame: protocol.ExecutorFrame) -> None:
         attempt_id = frame.get("id")
-        reply_channel = self.attempts.get(attempt_id)  # type: ignore[arg-type]
-        if reply_channel is None:
-            return  # a late frame of an attempt that is over: dropped by design
-        if frame["type"] in ("response_end", "error") or (frame["type"] == "response_start" and frame.get("end")):
+        attempt = self.attempts.get(attempt_id) if attempt_id is not None else None  # type: ignore[arg-type]
+        if attempt is None:
+            return  # hello again, a pong, or a late frame of an attempt that is over: dropped by design
+        kind = frame["type"]
+        # The order of a response's frames is checked here, where they enter,
+        # so that a dispatcher never relays a stream with a gap in it.
+        if kind == "response_start":
+            if attempt.started:
+                raise protocol.ProtocolViolation("a second response_start")
+            attempt.started = True
+        elif kind in ("response_body", "response_end"):
+            if not attempt.started:
+                raise protocol.ProtocolViolation(f"{kind} before response_start")
+            if kind == "response_body" and frame["seq"] != attempt.pieces:
+                raise protocol.ProtocolViolation(f"response_body seq {frame['seq']} where {attempt.pieces} was due")
+            if kind == "response_end" and frame["chunks"] != attempt.pieces:
+                raise protocol.ProtocolViolation(f"response_end counts {frame['chunks']} pieces of {attempt.pieces}")
+            attempt.pieces += kind == "response_body"
+        if kind in ("response_end", "error") or (kind == "response_start" and frame.get("end")):
             del self.attempts[attempt_id]  # the attempt is over: later frames about it are dropped
-        await self.channel_layer.send(reply_channel, {"type": "executor.frame", "frame": frame})
+        await self.channel_layer.send(attempt.reply_channel, {"type": "executor.frame", "frame": frame})
 
     async def _heartbeat_loop(self) -> None:
-        assert self.info is not None
-        interval = settings.GEMPROXY_HEARTBEAT_INTERVAL
+        """Ping, watch for silence, and re-check the account, each on its own schedule."""
+        clock = asyncio.get_running_loop()
+        next_ping = clock.time() + settings.GEMPROXY_HEARTBEAT_INTERVAL
+        next_check = clock.time() + ACCOUNT_CHECK_SECONDS
+        beat = 0
+        while not self.ending:
+            await asyncio.sleep(max(0.0, min(next_ping, next_check) - clock.time()))
+            now = clock.time()
+            try:
+                if now >= next_check:
+                    next_check = now + ACCOUNT_CHECK_SECONDS
+                    await self._check_account()
+                if now >= next_ping and not self.ending:
+                    next_ping = now + settings.GEMPROXY_HEARTBEAT_INTERVAL
+                    beat += 1
+                    await self._beat(beat)
+            except Exception:
+                # A Redis or database blip: the next round tries again; the executor stays.
+                log.exception("heartbeat of executor %s failed", self._name())
+
+    async def _check_account(self) -> None:
+        assert self.account is not None and self.info is not None
+        standing = await _account_standing(self.account.pk, self.account.token_digest)
+        if standing != "valid":
+            log.warning("executor %s: its account's token was %s; closing", self._name(), standing)
+            await self._end(_CLOSE_CODE_OF_STANDING[standing])
+
+    async def _beat(self, beat: int) -> None:
+        info = self.info
+        assert info is not None
         timeout = settings.GEMPROXY_HEARTBEAT_TIMEOUT
-        for beat in range(1, 2**62):
-            await asyncio.sleep(interval)
-            silent_for = time.monotonic() - self.last_seen
-            if silent_for > timeout:
-                log.warning("executor %s missed its heartbeat deadline; closing", self.info.executor_id)
-                await self.close(code=protocol.CLOSE_HEARTBEAT_MISSED)
-                await self._leave()
-                return
-            if beat % ACCOUNT_CHECK_EVERY == 0 and not await _account_enabled(self.info.account_id):
-                await self.close(code=protocol.CLOSE_ACCOUNT_DISABLED)
-                await self._leave()
-                return
-            deadline = time.time() - silent_for + timeout
-            await get_registry().heartbeat(self.info.connection_id, deadline, len(self.attempts))
-            await self.send(text_data=protocol.dumps({"type": "ping", "nonce": str(beat)}))
+        silent_for = time.monotonic() - self.last_seen
+        if silent_for > timeout:
+            log.warning("executor %s missed its heartbeat deadline; closing", self._name())
+            await self._end(protocol.CLOSE_HEARTBEAT_MISSED)
+            return
+        deadline = time.time() - silent_for + timeout
+        registry = get_registry()
+        if not await registry.heartbeat(info.connection_id, deadline, len(self.attempts)):
+            # Pruned after a late sign of life, or lost with a Redis restart: a
+            # connection that is alive must be choosable again.
+            log.warning("executor %s was missing from the registry; registering it again", self._name())
+            await registry.register(info, deadline)
+            await registry.heartbeat(info.connection_id, deadline, len(self.attempts))
+            if self.info is None:  # it left while registering
+                await registry.unregister(info.connection_id)
+        await self.send(text_data=protocol.dumps({"type": "ping", "nonce": str(beat)}))
 
     async def executor_task(self, message: dict) -> None:
         """A dispatcher's task for this executor: send it as a request and its body frames."""
         attempt_id = message["attempt_id"]
-        self.attempts[attempt_id] = message["reply_channel"]
+        if self.info is None:
+            # This connection has left the registry; the dispatcher must not wait for an ack.
+            await self.channel_layer.send(message["reply_channel"], _lost(attempt_id, "executor disconnected"))
+            return
+        self.attempts[attempt_id] = _Attempt(message["reply_channel"])
         pieces = protocol.split_body(message["body"])
         request: protocol.Request = {
             "type": "request",
@@ -186,19 +277,30 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=protocol.dumps({"type": "cancel", "id": attempt_id}))
 
     async def disconnect(self, code: int) -> None:
-        if self.heartbeats is not None and self.heartbeats is not asyncio.current_task():
-            self.heartbeats.cancel()
+        self.ending = True
+        await self._leave()
+
+    async def _end(self, code: int) -> None:
+        """Close the socket and clean up now, without waiting for Daphne's disconnect to come back."""
+        self.ending = True
+        with contextlib.suppress(Exception):
+            await self.close(code=code)
         await self._leave()
 
     async def _leave(self) -> None:
         """Leave the registry and fail every task in flight, so no dispatcher waits in vain."""
+        if self.heartbeats is not None and self.heartbeats is not asyncio.current_task():
+            self.heartbeats.cancel()
         if self.info is None:
             return
         info, self.info = self.info, None
-        await get_registry().unregister(info.connection_id)
+        try:
+            await get_registry().unregister(info.connection_id)
+        except Exception:
+            # Its deadline still runs out; the dispatchers must hear of the loss now regardless.
+            log.exception("executor %s could not leave the registry", info.executor_id)
         attempts, self.attempts = self.attempts, {}
-        for attempt_id, reply_channel in attempts.items():
-            lost = {"type": "error", "id": attempt_id, "code": "executor_lost", "message": "executor disconnected"}
+        for attempt_id, attempt in attempts.items():
             with contextlib.suppress(Exception):
-                await self.channel_layer.send(reply_channel, {"type": "executor.frame", "frame": lost})
+                await self.channel_layer.send(attempt.reply_channel, _lost(attempt_id, "executor disconnected"))
         log.info("executor %s of %s left", info.executor_id, info.account_label)

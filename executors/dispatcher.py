@@ -45,6 +45,31 @@ def _deadline_exceeded(message: str) -> DispatchError:
     return DispatchError(504, "DEADLINE_EXCEEDED", message, "timeout")
 
 
+def _malformed() -> DispatchError:
+    # The consumer validates every frame where it enters, so this is a defence
+    # in depth: whatever arrives here, the answer is an error, never a crash.
+    return _unavailable("The executor sent a frame the gateway cannot read.", "executor_lost")
+
+
+def _body_of(frame: dict) -> bytes:
+    data = frame.get("data")
+    if not isinstance(data, str):
+        raise _malformed()
+    try:
+        return protocol.decode_body(data)
+    except ValueError:
+        raise _malformed() from None
+
+
+def _head_of(frame: dict) -> ResponseHead:
+    status, headers = frame.get("status"), frame.get("headers")
+    if type(status) is not int or not 100 <= status <= 599 or not isinstance(headers, dict):
+        raise _malformed()
+    if not all(isinstance(name, str) and isinstance(value, str) for name, value in headers.items()):
+        raise _malformed()
+    return ResponseHead(status, dict(headers))
+
+
 class _AttemptFailed(Exception):
     """This executor failed before the first byte; another one may succeed."""
 
@@ -166,12 +191,12 @@ class Exchange:
         except DispatchError as error:
             raise _AttemptFailed(error) from error
         try:
-            if frame["type"] == "ack":
+            while frame["type"] == "ack":  # a repeated ack is harmless
                 frame = await self._frame(settings.GEMPROXY_FIRST_BYTE_TIMEOUT, "The upstream did not answer in time.")
             piece = self._take(frame)  # an error frame before the response raises here
             if frame["type"] != "response_start":
                 raise _unavailable(f"The executor answered {frame['type']!r} before a response.", "executor_lost")
-            head = ResponseHead(int(frame.get("status", 502)), dict(frame.get("headers") or {}))
+            head = _head_of(frame)
             if piece:
                 self._pieces.append(piece)
             while not self._pieces and not self.finished:
@@ -195,13 +220,13 @@ class Exchange:
         """Account for one body frame; the bytes it carries, if any."""
         kind = frame["type"]
         if kind == "response_start":
-            self.finished = bool(frame.get("end"))
-            return protocol.decode_body(frame["data"]) if frame.get("data") else b""
+            self.finished = frame.get("end") is True
+            return _body_of(frame) if "data" in frame else b""
         if kind == "response_body":
             if frame.get("seq") != self._next_seq:
                 raise _unavailable("The executor sent the response out of order.", "executor_lost")
             self._next_seq += 1
-            return protocol.decode_body(frame["data"])
+            return _body_of(frame)
         if kind == "response_end":
             self.finished = True
             return b""
@@ -210,7 +235,7 @@ class Exchange:
             code = frame.get("code", "internal")
             if code == "executor_lost":
                 raise _unavailable("The executor serving this request disconnected.", "executor_lost")
-            detail = frame.get("message", code)
+            detail = str(frame.get("message", code))[: protocol.MAX_MESSAGE_LENGTH]
             raise _unavailable(f"The executor could not reach the upstream: {detail}", "upstream_error")
         return b""  # an ack or a frame type from a later protocol version
 
@@ -223,7 +248,9 @@ class Exchange:
                 if remaining_total <= seconds:
                     raise _deadline_exceeded("The request took longer than the gateway's total time limit.")
                 raise _deadline_exceeded(on_timeout)
-            frame = message["frame"]
+            frame = message.get("frame") if isinstance(message, dict) else None
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise _malformed()
             if frame.get("id") == self.attempt_id:
                 return frame
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hmac
+from typing import Literal
+
 from django.db import models
 from django.utils import timezone
 
@@ -15,6 +18,13 @@ class ExecutorAccountQuerySet(models.QuerySet):
             if secret_tokens.matches(token, account.token_digest):
                 return account
         return None
+
+    def standing(self, account_id: int, token_digest: str) -> Literal["valid", "disabled", "replaced"]:
+        """Whether a connection made with the token of this digest may go on serving."""
+        row = self.filter(pk=account_id).values_list("enabled", "token_digest").first()
+        if row is None or not row[0]:
+            return "disabled"  # a deleted account is as good as a disabled one
+        return "valid" if hmac.compare_digest(row[1], token_digest) else "replaced"
 
 
 class ExecutorAccount(models.Model):
@@ -39,7 +49,11 @@ class ExecutorAccount(models.Model):
         return self.label
 
     def set_new_token(self) -> str:
-        """Give the account a fresh token and return it; it can be shown only now."""
+        """Give the account a fresh token, replacing the old one, and return it; it can be shown only now.
+
+        Once saved, the old token opens no new connection, and the executors
+        still connected with it are closed within 20 s (executors.consumer).
+        """
         issued = secret_tokens.issue(TOKEN_KIND)
         self.token_prefix, self.token_digest = issued.prefix, issued.digest
         return issued.secret

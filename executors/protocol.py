@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Literal, NotRequired, TypedDict
+import re
+from typing import Literal, NotRequired, TypedDict, get_args
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "gemproxy.v1"
@@ -24,9 +25,23 @@ BODY_CHUNK_BYTES = 256 * 1024
 CLOSE_PROTOCOL_ERROR = 4002
 CLOSE_HEARTBEAT_MISSED = 4003
 CLOSE_ACCOUNT_DISABLED = 4004
+CLOSE_TOKEN_REPLACED = 4005
 
 # Error codes an executor reports in an "error" frame.
 ErrorCode = Literal["upstream_unreachable", "bad_task", "cancelled", "internal"]
+ERROR_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
+
+# What the gateway accepts from an executor (docs/executor-protocol.md, "Validation").
+MAX_ID_LENGTH = 128
+MAX_TYPE_LENGTH = 64
+MAX_TEXT_LENGTH = 200  # hello's label and software, a pong's nonce
+MAX_MESSAGE_LENGTH = 2000
+MAX_HEADERS = 100
+MAX_HEADER_NAME_LENGTH = 256
+MAX_HEADER_VALUE_LENGTH = 8192
+MAX_COUNT = 2**53  # seq and chunks: what JavaScript counts exactly
+# A body piece is at most BODY_CHUNK_BYTES raw, so its base64 is at most this long.
+MAX_DATA_LENGTH = 4 * -(-BODY_CHUNK_BYTES // 3)
 
 
 # Executor -> gateway
@@ -121,6 +136,9 @@ class Ping(TypedDict):
     nonce: str
 
 
+ExecutorFrame = Hello | Pong | Ack | ResponseStart | ResponseBody | ResponseEnd | Error
+
+
 def dumps(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
@@ -137,9 +155,162 @@ def encode_body(data: bytes) -> str:
 
 
 def decode_body(data: str) -> bytes:
-    return base64.b64decode(data)
+    """Strict standard base64: anything else raises ``binascii.Error`` (a ``ValueError``)."""
+    return base64.b64decode(data, validate=True)
 
 
 def split_body(body: bytes, size: int = BODY_CHUNK_BYTES) -> list[bytes]:
     """The body cut into frame-sized pieces; empty for an empty body."""
     return [body[i : i + size] for i in range(0, len(body), size)]
+
+
+class ProtocolViolation(ValueError):
+    """A frame an executor sent that protocol v1 does not allow; its connection ends with 4002."""
+
+
+# Visible ASCII: what attempt ids (hex) and executor ids (UUIDs) are made of.
+_ID = re.compile(r"[!-~]+")
+_TYPE = re.compile(r"[a-z][a-z0-9_.]*")
+# RFC 9110 token characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Control characters (tab aside) could split a header or forge a log line; lone
+# surrogates (JSON's "\ud800") cannot be encoded, so the channel layer would fail on them.
+_UNSAFE_TEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+# An error message may span lines, but never carry a NUL or a lone surrogate.
+_UNSAFE_MESSAGE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _reject_constant(name: str) -> None:
+    raise ProtocolViolation(f"{name} is not JSON")
+
+
+def _field(frame: dict, name: str, *, required: bool = True) -> object:
+    if name not in frame and required:
+        raise ProtocolViolation(f"{frame['type']} without {name}")
+    return frame.get(name)
+
+
+def _id(value: object, what: str = "id") -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or not _ID.fullmatch(value):
+        raise ProtocolViolation(f"{what} must be 1 to {MAX_ID_LENGTH} visible ASCII characters")
+    return value
+
+
+def _text(value: object, what: str, limit: int = MAX_TEXT_LENGTH, unsafe: re.Pattern = _UNSAFE_TEXT) -> str:
+    if not isinstance(value, str) or len(value) > limit or unsafe.search(value):
+        raise ProtocolViolation(f"{what} must be a string of at most {limit} printable characters")
+    return value
+
+
+def _count(value: object, what: str, lowest: int = 0, highest: int = MAX_COUNT) -> int:
+    # bool is an int in Python, never in the protocol.
+    if type(value) is not int or not lowest <= value <= highest:
+        raise ProtocolViolation(f"{what} must be an integer from {lowest} to {highest}")
+    return value
+
+
+def _data(value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_DATA_LENGTH:
+        raise ProtocolViolation(f"data must be base64 of at most {BODY_CHUNK_BYTES} bytes")
+    try:
+        size = len(decode_body(value))
+    except ValueError:  # binascii.Error, or a non-ASCII string
+        raise ProtocolViolation("data is not valid base64") from None
+    if size > BODY_CHUNK_BYTES:
+        raise ProtocolViolation(f"data must be base64 of at most {BODY_CHUNK_BYTES} bytes")
+    return value
+
+
+def _headers(value: object) -> dict[str, str]:
+    if not isinstance(value, dict) or len(value) > MAX_HEADERS:
+        raise ProtocolViolation(f"headers must be an object of at most {MAX_HEADERS} names")
+    headers: dict[str, str] = {}
+    for name, text in value.items():
+        if len(name) > MAX_HEADER_NAME_LENGTH or not _HEADER_NAME.fullmatch(name):
+            raise ProtocolViolation(f"header name {name[:40]!r} is not an HTTP token")
+        headers[name.lower()] = _text(text, f"header {name[:40]!r}", MAX_HEADER_VALUE_LENGTH)
+    return headers
+
+
+def _hello(frame: dict) -> Hello:
+    if _field(frame, "protocol") != PROTOCOL_VERSION or type(frame["protocol"]) is not int:
+        raise ProtocolViolation(f"this gateway speaks protocol {PROTOCOL_VERSION} only")
+    return Hello(
+        type="hello",
+        protocol=PROTOCOL_VERSION,
+        executor_id=_id(_field(frame, "executor_id"), "executor_id"),
+        label=_text(frame.get("label", ""), "label"),
+        software=_text(frame.get("software", ""), "software"),
+        max_concurrency=_count(_field(frame, "max_concurrency"), "max_concurrency", lowest=1),
+    )
+
+
+def _response_start(frame: dict) -> ResponseStart:
+    start = ResponseStart(
+        type="response_start",
+        id=_id(_field(frame, "id")),
+        status=_count(_field(frame, "status"), "status", lowest=100, highest=599),
+        headers=_headers(_field(frame, "headers")),
+    )
+    if "data" in frame:
+        start["data"] = _data(frame["data"])
+    if "end" in frame:
+        if not isinstance(frame["end"], bool):
+            raise ProtocolViolation("end must be true or false")
+        start["end"] = frame["end"]
+    return start
+
+
+def _error(frame: dict) -> Error:
+    code = _field(frame, "code")
+    if not isinstance(code, str) or code not in ERROR_CODES:
+        raise ProtocolViolation(f"error code must be one of {sorted(ERROR_CODES)}")
+    message = _text(_field(frame, "message"), "message", MAX_MESSAGE_LENGTH, _UNSAFE_MESSAGE)
+    return Error(type="error", id=_id(_field(frame, "id")), code=code, message=message)  # type: ignore[typeddict-item]
+
+
+_PARSERS = {
+    "hello": _hello,
+    "pong": lambda frame: Pong(type="pong", nonce=_text(_field(frame, "nonce"), "nonce")),
+    "ack": lambda frame: Ack(type="ack", id=_id(_field(frame, "id"))),
+    "response_start": _response_start,
+    "response_body": lambda frame: ResponseBody(
+        type="response_body",
+        id=_id(_field(frame, "id")),
+        seq=_count(_field(frame, "seq"), "seq"),
+        data=_data(_field(frame, "data")),
+    ),
+    "response_end": lambda frame: ResponseEnd(
+        type="response_end", id=_id(_field(frame, "id")), chunks=_count(_field(frame, "chunks"), "chunks")
+    ),
+    "error": _error,
+}
+
+
+def parse_executor_frame(message: str | bytes) -> ExecutorFrame | None:
+    """An executor's frame, checked field by field against protocol v1.
+
+    Returns a fresh frame holding only the fields the protocol defines (header
+    names lower-cased), or None for a well-formed frame of a type this version
+    does not know, which a later version may send. Raises ProtocolViolation for
+    anything else; a frame of the gateway's own direction counts as unknown.
+    """
+    if not isinstance(message, str):
+        raise ProtocolViolation("frames are text, not binary")
+    try:
+        frame = json.loads(message, parse_constant=_reject_constant)
+    except RecursionError:  # "[[[[...": the decoder gives up at the interpreter's recursion limit
+        raise ProtocolViolation("JSON nested too deeply") from None
+    except ValueError as error:  # not JSON, or an integer of thousands of digits
+        raise ProtocolViolation(f"not JSON: {str(error)[:80]}") from None
+    if not isinstance(frame, dict):
+        raise ProtocolViolation("a frame is a JSON object")
+    kind = frame.get("type")
+    if not isinstance(kind, str) or len(kind) > MAX_TYPE_LENGTH or not _TYPE.fullmatch(kind):
+        raise ProtocolViolation(f"type must be a short lower-case name, not {str(kind)[:40]!r}")
+    parse = _PARSERS.get(kind)
+    if parse is None:
+        if "id" in frame:
+            _id(frame["id"])
+        return None
+    return parse(frame)

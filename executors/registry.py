@@ -49,8 +49,11 @@ class Registry:
     async def register(self, info: ExecutorInfo, deadline: float) -> None:
         raise NotImplementedError
 
-    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> None:
+    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> bool:
         """Push the deadline out, and set the task count to what the executor's consumer holds.
+
+        False when the entry is gone (expired, or Redis lost it): a heartbeat
+        never revives one, but the consumer of a live connection registers again.
 
         The consumer's count is the truth: a gateway process that died in the
         middle of a call never releases its slot, and this heals that within
@@ -78,7 +81,11 @@ class Registry:
         raise NotImplementedError
 
     async def snapshot(self) -> list[dict]:
-        """The live executors with their load, for the admin."""
+        """The live executors with their load, for the admin and /healthz.
+
+        An executor past its heartbeat deadline is not live: it is left out,
+        and its entry removed, as ``acquire`` would.
+        """
         raise NotImplementedError
 
 
@@ -101,10 +108,12 @@ class LocalRegistry(Registry):
         self._in_flight[info.connection_id] = 0
         self._notify()
 
-    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> None:
-        if connection_id in self._executors:
-            self._deadlines[connection_id] = deadline
-            self._in_flight[connection_id] = in_flight
+    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> bool:
+        if connection_id not in self._executors:
+            return False
+        self._deadlines[connection_id] = deadline
+        self._in_flight[connection_id] = in_flight
+        return True
 
     async def unregister(self, connection_id: str) -> None:
         self._executors.pop(connection_id, None)
@@ -145,17 +154,18 @@ class LocalRegistry(Registry):
             pass
 
     async def snapshot(self) -> list[dict]:
+        now = time.time()
+        for connection_id in [key for key, deadline in self._deadlines.items() if deadline < now]:
+            await self.unregister(connection_id)
         return [
             _snapshot_row(asdict(info), self._in_flight[connection_id], self._deadlines[connection_id])
             for connection_id, info in sorted(self._executors.items())
         ]
 
 
-# KEYS: executors hash, deadlines zset, in-flight hash, turn counter.
-# ARGV: now, model, cool-down key prefix, excluded ids...
-# Cool-down keys are built inside the script, so this needs a single Redis
-# (not Redis Cluster), which is what gemproxy deploys.
-_ACQUIRE = """
+# KEYS: executors hash, deadlines zset, in-flight hash. ARGV: now.
+# Forgets every executor past its deadline.
+_PRUNE = """
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
 for _, id in ipairs(expired) do
@@ -163,7 +173,15 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', KEYS[3], id)
   redis.call('ZREM', KEYS[2], id)
 end
-local excluded = {}
+"""
+
+# KEYS: executors hash, deadlines zset, in-flight hash, turn counter.
+# ARGV: now, model, cool-down key prefix, excluded ids...
+# Cool-down keys are built inside the script, so this needs a single Redis
+# (not Redis Cluster), which is what gemproxy deploys.
+_ACQUIRE = (
+    _PRUNE
+    + """local excluded = {}
 for i = 4, #ARGV do excluded[ARGV[i]] = true end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')
 table.sort(ids)
@@ -190,6 +208,7 @@ local chosen = tied[(redis.call('INCR', KEYS[4]) % #tied) + 1]
 redis.call('HINCRBY', KEYS[3], cjson.decode(chosen).connection_id, 1)
 return chosen
 """
+)
 
 # KEYS: in-flight hash. ARGV: executor id. Never below zero, never recreates a gone executor.
 _RELEASE = """
@@ -203,7 +222,9 @@ _HEARTBEAT = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  return 1
 end
+return 0
 """
 
 
@@ -224,6 +245,7 @@ class RedisRegistry(Registry):
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
         self._heartbeat = self._redis.register_script(_HEARTBEAT)
+        self._prune = self._redis.register_script(_PRUNE)
 
     async def register(self, info: ExecutorInfo, deadline: float) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -232,8 +254,11 @@ class RedisRegistry(Registry):
             pipe.zadd(self._deadlines, {info.connection_id: deadline})
             await pipe.execute()
 
-    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> None:
-        await self._heartbeat(keys=[self._deadlines, self._in_flight], args=[connection_id, deadline, in_flight])
+    async def heartbeat(self, connection_id: str, deadline: float, in_flight: int) -> bool:
+        found = await self._heartbeat(
+            keys=[self._deadlines, self._in_flight], args=[connection_id, deadline, in_flight]
+        )
+        return bool(found)
 
     async def unregister(self, connection_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -260,6 +285,8 @@ class RedisRegistry(Registry):
         await asyncio.sleep(min(seconds, self.POLL_SECONDS))
 
     async def snapshot(self) -> list[dict]:
+        now = time.time()
+        await self._prune(keys=[self._executors, self._deadlines, self._in_flight], args=[now])
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._executors)
             pipe.hgetall(self._in_flight)
@@ -268,7 +295,9 @@ class RedisRegistry(Registry):
         deadline_of = {key.decode(): score for key, score in deadlines}
         rows = []
         for key, raw in sorted(executors.items()):
-            rows.append(_snapshot_row(json.loads(raw), int(in_flight.get(key, 0)), deadline_of.get(key.decode(), 0.0)))
+            deadline = deadline_of.get(key.decode())
+            if deadline is not None and deadline >= now:  # one without a deadline was never fully registered
+                rows.append(_snapshot_row(json.loads(raw), int(in_flight.get(key, 0)), deadline))
         return rows
 
 

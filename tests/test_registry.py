@@ -137,3 +137,14 @@ async def test_unregistered_executors_disappear_from_the_snapshot(registry: Regi
     assert [row["executor_id"] for row in rows] == ["a"]
     assert rows[0]["in_flight"] == (1 if lease.connection_id == "conn-a" else 0)
     assert rows[0]["account_label"] == "account-1"
+
+
+async def test_an_executor_past_its_deadline_is_not_counted_and_is_forgotten(registry: Registry) -> None:
+    await registry.register(executor("gone"), time.time() - 1)
+    await registry.register(executor("live"), alive())
+
+    rows = await registry.snapshot()
+
+    assert [row["executor_id"] for row in rows] == ["live"]
+    assert await registry.heartbeat("conn-gone", alive(), in_flight=0) is False
+    assert await registry.heartbeat("conn-live", alive(), in_flight=0) is True

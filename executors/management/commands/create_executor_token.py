@@ -6,7 +6,11 @@ from executors.models import ExecutorAccount
 
 
 class Command(BaseCommand):
-    help = "Create an executor account (or give an existing one a new token). The token is the last line."
+    help = (
+        "Create an executor account, or rotate an existing one's token: the new token replaces the old one, which "
+        "opens no new connection, and executors still connected with it are closed within 20 s. "
+        "The token is the last line."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--label", required=True, help="Names the Google account behind the executors.")
@@ -15,5 +19,8 @@ class Command(BaseCommand):
         account, _ = ExecutorAccount.objects.get_or_create(label=label)
         token = account.set_new_token()
         account.save()
-        self.stderr.write(f"Executor token for {label!r}. It is shown only once; old tokens stop working:")
+        self.stderr.write(
+            f"Executor token for {label!r}. It is shown only once. It replaces any earlier one: executors still "
+            "connected with that are closed within 20 s:"
+        )
         self.stdout.write(token)
