@@ -383,7 +383,7 @@ class Connection:
         task = self.tasks.get(task_id)
         if task is not None:
             task.answered()
-        await self.send(protocol.Error(type="error", id=task_id, code=code, message=message))
+        await self.send(protocol.Error(type="error", id=task_id, code=code, message=protocol.error_message(message)))
 
     async def _abandon_tasks(self) -> None:
         runners = [task.runner for task in self.tasks.values() if task.runner is not None]
@@ -396,6 +396,8 @@ class Connection:
         code = self.ws.close_code
         if code == protocol.CLOSE_ACCOUNT_DISABLED:
             log.error("the gateway closed the connection: this executor account is disabled")
+        elif code == protocol.CLOSE_TOKEN_REPLACED:
+            log.error("the gateway closed the connection: this token was replaced; start the agent with the new one")
         elif code == protocol.CLOSE_PROTOCOL_ERROR:
             log.error("the gateway closed the connection for a protocol error")
         else:

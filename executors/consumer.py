@@ -172,25 +172,25 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
 
     async def _forward(self, frame: protocol.ExecutorFrame) -> None:
         attempt_id = frame.get("id")
-        attempt = self.attempts.get(attempt_id) if attempt_id is not None else None  # type: ignore[arg-type]
-        if attempt is None:
+        attempt = self.attempts.get(attempt_id) if isinstance(attempt_id, str) else None
+        if attempt is None or not isinstance(attempt_id, str):
             return  # hello again, a pong, or a late frame of an attempt that is over: dropped by design
         kind = frame["type"]
         # The order of a response's frames is checked here, where they enter,
         # so that a dispatcher never relays a stream with a gap in it.
-        if kind == "response_start":
+        if frame["type"] == "response_start":
             if attempt.started:
                 raise protocol.ProtocolViolation("a second response_start")
             attempt.started = True
-        elif kind in ("response_body", "response_end"):
-            if not attempt.started:
-                raise protocol.ProtocolViolation(f"{kind} before response_start")
-            if kind == "response_body" and frame["seq"] != attempt.pieces:
+        elif frame["type"] in ("response_body", "response_end") and not attempt.started:
+            raise protocol.ProtocolViolation(f"{kind} before response_start")
+        elif frame["type"] == "response_body":
+            if frame["seq"] != attempt.pieces:
                 raise protocol.ProtocolViolation(f"response_body seq {frame['seq']} where {attempt.pieces} was due")
-            if kind == "response_end" and frame["chunks"] != attempt.pieces:
-                raise protocol.ProtocolViolation(f"response_end counts {frame['chunks']} pieces of {attempt.pieces}")
-            attempt.pieces += kind == "response_body"
-        if kind in ("response_end", "error") or (kind == "response_start" and frame.get("end")):
+            attempt.pieces += 1
+        elif frame["type"] == "response_end" and frame["chunks"] != attempt.pieces:
+            raise protocol.ProtocolViolation(f"response_end counts {frame['chunks']} pieces of {attempt.pieces}")
+        if kind in ("response_end", "error") or (frame["type"] == "response_start" and frame.get("end")):
             del self.attempts[attempt_id]  # the attempt is over: later frames about it are dropped
         await self.channel_layer.send(attempt.reply_channel, {"type": "executor.frame", "frame": frame})
 

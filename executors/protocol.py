@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Literal, NotRequired, TypedDict, get_args
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "gemproxy.v1"
@@ -139,7 +140,7 @@ class Ping(TypedDict):
 ExecutorFrame = Hello | Pong | Ack | ResponseStart | ResponseBody | ResponseEnd | Error
 
 
-def dumps(frame: dict) -> str:
+def dumps(frame: Mapping[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
@@ -178,6 +179,11 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_TEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 # An error message may span lines, but never carry a NUL or a lone surrogate.
 _UNSAFE_MESSAGE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def error_message(text: str) -> str:
+    """``text`` as an error frame's message the gateway accepts: cut, without NUL or lone surrogates."""
+    return _UNSAFE_MESSAGE.sub("\ufffd", text[:MAX_MESSAGE_LENGTH])
 
 
 def _reject_constant(name: str) -> None:
@@ -269,7 +275,7 @@ def _error(frame: dict) -> Error:
     return Error(type="error", id=_id(_field(frame, "id")), code=code, message=message)  # type: ignore[typeddict-item]
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict], ExecutorFrame]] = {
     "hello": _hello,
     "pong": lambda frame: Pong(type="pong", nonce=_text(_field(frame, "nonce"), "nonce")),
     "ack": lambda frame: Ack(type="ack", id=_id(_field(frame, "id"))),

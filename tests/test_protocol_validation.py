@@ -121,3 +121,15 @@ def test_a_binary_frame_is_a_violation() -> None:
 
 def test_a_violation_is_a_value_error_so_older_callers_still_catch_it() -> None:
     assert issubclass(ProtocolViolation, ValueError)
+
+
+def test_an_error_message_made_by_error_message_is_always_accepted() -> None:
+    hostile = "upstream said: \x00" + "\ud800" + "é" * 5000
+
+    message = protocol.error_message(hostile)
+    frame = protocol.parse_executor_frame(
+        protocol.dumps({"type": "error", "id": "a1", "code": "internal", "message": message})
+    )
+
+    assert frame is not None and frame["message"].startswith("upstream said: \ufffd\ufffdé")
+    assert len(message) == protocol.MAX_MESSAGE_LENGTH

@@ -14,6 +14,7 @@ import {
   CLOSE_ACCOUNT_DISABLED,
   CLOSE_HEARTBEAT_MISSED,
   CLOSE_PROTOCOL_ERROR,
+  CLOSE_TOKEN_REPLACED,
   PROTOCOL_VERSION,
   SUBPROTOCOL,
   TOKEN_SUBPROTOCOL_PREFIX,
@@ -267,6 +268,9 @@ export class Connection {
         : "gateway unreachable";
     } else if (event.code === CLOSE_ACCOUNT_DISABLED) {
       reason = "the executor account is disabled";
+      refused = true;
+    } else if (event.code === CLOSE_TOKEN_REPLACED) {
+      reason = "this executor token was replaced: paste the new one";
       refused = true;
     } else if (event.code === CLOSE_PROTOCOL_ERROR) {
       reason = `the gateway reported a protocol error${event.reason ? `: ${event.reason}` : ""}`;

@@ -13,6 +13,7 @@ import { relayedResponseHeaders, upstreamRequestHeaders } from "./headers";
 import {
   BODY_CHUNK_BYTES,
   type ErrorCode,
+  errorMessage,
   type OutgoingFrame,
   type RequestBody,
   type TaskFrame,
@@ -112,7 +113,7 @@ export class Executor {
   reject(id: string, message: string): void {
     const task = this.tasks.get(id);
     if (task) this.fail(task, "bad_task", message);
-    else this.options.send({ type: "error", id, code: "bad_task", message });
+    else this.options.send({ type: "error", id, code: "bad_task", message: errorMessage(message) });
   }
 
   /** End every task: the socket they belong to is gone, and the gateway fails them over. */
@@ -269,7 +270,7 @@ export class Executor {
 
   private fail(task: Task, code: ErrorCode, message: string): void {
     task.controller.abort();
-    this.options.send({ type: "error", id: task.request.id, code, message });
+    this.options.send({ type: "error", id: task.request.id, code, message: errorMessage(message) });
     this.finish(task, "failed", message);
   }
 

@@ -22,6 +22,14 @@ export const MAX_BODY_CHUNKS = Math.floor((2 * 1024 * 1024 * 1024) / BODY_CHUNK_
 export const CLOSE_PROTOCOL_ERROR = 4002;
 export const CLOSE_HEARTBEAT_MISSED = 4003;
 export const CLOSE_ACCOUNT_DISABLED = 4004;
+export const CLOSE_TOKEN_REPLACED = 4005;
+// The gateway closes an executor whose error message is longer, or holds NUL or a lone surrogate.
+export const MAX_MESSAGE_LENGTH = 2000;
+
+/** `text` as an error frame's message the gateway accepts. */
+export function errorMessage(text: string): string {
+  return text.slice(0, MAX_MESSAGE_LENGTH).replace(/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+}
 
 // Used until a welcome tells us the gateway's own values (seconds).
 export const DEFAULT_HEARTBEAT_INTERVAL = 15;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { BadFrame, parseFrame } from "../src/protocol";
+import { BadFrame, MAX_MESSAGE_LENGTH, errorMessage, parseFrame } from "../src/protocol";
 
 describe("parsing gateway frames", () => {
   it("reads a request, with lower-case header names", () => {
@@ -58,5 +58,15 @@ describe("parsing gateway frames", () => {
 
   it.each(["not json", "[]", '{"kind":"ping"}'])("refuses %j", (text) => {
     expect(() => parseFrame(text)).toThrow(BadFrame);
+  });
+});
+
+describe("error messages sent to the gateway", () => {
+  it("are cut to the length the gateway accepts", () => {
+    expect(errorMessage("x".repeat(5000))).toHaveLength(MAX_MESSAGE_LENGTH);
+  });
+
+  it("replace NUL and lone surrogates, and keep whole characters", () => {
+    expect(errorMessage("a\u0000b\ud800c\udc00d 😀")).toBe("a\ufffdb\ufffdc\ufffdd 😀");
   });
 });

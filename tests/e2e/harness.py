@@ -137,16 +137,13 @@ class Deployment:
                 "executors.agent",
                 "--server",
                 gateway.url,
-                "--token",
-                token,
                 "--upstream",
                 upstream,
-                "--upstream-key",
-                f"upstream-key-of-{name}",
                 "--concurrency",
                 str(concurrency),
             ],
-            self.env,
+            # As the README advises: secrets in the environment, where ps does not show them.
+            {**self.env, "GEMPROXY_EXECUTOR_TOKEN": token, "GEMINI_API_KEY": f"upstream-key-of-{name}"},
             self.tmp,
         )
         self.processes.append(process)
