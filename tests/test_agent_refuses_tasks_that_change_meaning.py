@@ -7,8 +7,10 @@ the upstream, the agent logs one line without a traceback, and it goes on servin
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -23,74 +25,12 @@ gateway = agent_harness.gateway
 start_agent = agent_harness.start_agent
 link = agent_harness.link
 
-REFUSED_PATHS = {
-    "question mark (decoded %3F)": "/v1beta/models/gemini-2.5-flash?alt=x:generateContent",
-    "hash (decoded %23)": "/v1beta/models/gemini#x:generateContent",
-    "percent escape": "/v1beta/models/gemini%3F:generateContent",
-    "NUL (decoded %00)": "/v1beta/models/gemini\x00:generateContent",
-    "CR LF (decoded %0d%0a)": "/v1beta/models/gemini\r\nX-Forged: 1:generateContent",
-    "non-ASCII (decoded %C3%BC)": "/v1beta/models/gemini-\u00fc:generateContent",
-    "space": "/v1beta/models/gemini flash:generateContent",
-    "tab": "/v1beta/models/gemini\t:generateContent",
-    "backslash": "/v1beta/models\\..\\files",
-    "dot-dot segment": "/v1beta/models/../files/abc",
-    "dot segment": "/v1beta/./models/gemini:generateContent",
-    "empty segment": "/v1beta//models",
-    "trailing slash": "/v1beta/models/",
-    "relative path": "v1beta/models",
-    "another host": "@evil.example/v1beta/models",
-    "network path": "//evil.example/v1beta/models",
-    "no API version": "/admin/login",
-    "version alone": "/v1beta",
-    "unknown version": "/v2/models",
-    "absolute URL": "http://evil.example/v1beta/models",
-    "empty": "",
-}
-
-ACCEPTED_PATHS = [
-    "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-    "/v1/models",
-    "/v1alpha/models/gemini-2.0-flash-exp:generateContent",
-    "/v1beta/files/abc123",
-    "/v1beta/cachedContents/c-1_x~y",
-    "/v1beta/batches/123:cancel",
-    "/upload/v1beta/files",
-    "/download/v1beta/files/abc:download",
-    "/v1beta/openai/chat/completions",
-]
-
-REFUSED_QUERIES = {
-    "key": "key=client-key",
-    "key after others": "alt=sse&key=client-key",
-    "KEY upper case": "KEY=client-key",
-    "key percent-encoded": "%6Bey=client-key",
-    "key partly encoded": "k%65y=client-key",
-    "key fully encoded, lower-case hex": "%6b%65%79=client-key",
-    "hash": "alt=sse#frag",
-    "space": "alt=s se",
-    "CR LF": "alt=sse\r\nX-Forged: 1",
-    "NUL": "alt=sse\x00",
-    "non-ASCII": "q=\u00fc",
-    "bare percent": "q=100%",
-    "truncated escape": "q=%4",
-    "non-hex escape": "q=%zz",
-    "part without '='": "alt",
-    "empty name": "=sse",
-    "empty part": "alt=sse&&pageSize=1",
-    "trailing '&'": "alt=sse&",
-    "leading '?'": "?alt=sse",
-    "backslash": "q=a\\b",
-}
-
-ACCEPTED_QUERIES = [
-    "",
-    "alt=sse",
-    "pageSize=10&pageToken=Cg%3D%3D",
-    "pageToken=Cg==",
-    "q=a+b&r=%2F%3F%23&s=",
-    "fields=a,b(c)&upload_id=x-y_z.~:@/?",
-    "keys=1&monkey=2&key_=3",
-]
+# The same cases drive the browser executor's tests (frontend/tests/taskChecks.test.ts).
+CASES = json.loads((Path(__file__).parent / "task_check_cases.json").read_text())
+REFUSED_PATHS: dict[str, str] = CASES["refused_paths"]
+ACCEPTED_PATHS: list[str] = CASES["accepted_paths"]
+REFUSED_QUERIES: dict[str, str] = CASES["refused_queries"]
+ACCEPTED_QUERIES: list[str] = CASES["accepted_queries"]
 
 
 @pytest.mark.parametrize("path", REFUSED_PATHS.values(), ids=REFUSED_PATHS.keys())

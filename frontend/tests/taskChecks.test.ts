@@ -1,78 +1,22 @@
+import { readFileSync } from "node:fs";
+
 import { describe, expect, it } from "vitest";
 
 import { decodeBase64 } from "../src/base64";
 import { BadFrame, MAX_BODY_CHUNKS, parseFrame } from "../src/protocol";
 import { headerProblem, isTaskId, pathProblem, queryProblem } from "../src/taskChecks";
 
-// The same spellings as tests/test_agent_refuses_tasks_that_change_meaning.py: both executors refuse them.
-const REFUSED_PATHS: Record<string, string> = {
-  "question mark (decoded %3F)": "/v1beta/models/gemini-2.5-flash?alt=x:generateContent",
-  "hash (decoded %23)": "/v1beta/models/gemini#x:generateContent",
-  "percent escape": "/v1beta/models/gemini%3F:generateContent",
-  "NUL (decoded %00)": "/v1beta/models/gemini\u0000:generateContent",
-  "CR LF (decoded %0d%0a)": "/v1beta/models/gemini\r\nX-Forged: 1:generateContent",
-  "non-ASCII (decoded %C3%BC)": "/v1beta/models/gemini-\u00fc:generateContent",
-  space: "/v1beta/models/gemini flash:generateContent",
-  tab: "/v1beta/models/gemini\t:generateContent",
-  backslash: "/v1beta/models\\..\\files",
-  "dot-dot segment": "/v1beta/models/../files/abc",
-  "dot segment": "/v1beta/./models/gemini:generateContent",
-  "empty segment": "/v1beta//models",
-  "trailing slash": "/v1beta/models/",
-  "relative path": "v1beta/models",
-  "another host": "@evil.example/v1beta/models",
-  "network path": "//evil.example/v1beta/models",
-  "no API version": "/admin/login",
-  "version alone": "/v1beta",
-  "unknown version": "/v2/models",
-  "absolute URL": "http://evil.example/v1beta/models",
-  empty: "",
+// The same cases drive the headless agent's tests (tests/test_agent_refuses_tasks_that_change_meaning.py).
+const CASES = JSON.parse(readFileSync(new URL("../../tests/task_check_cases.json", import.meta.url), "utf8")) as {
+  refused_paths: Record<string, string>;
+  accepted_paths: string[];
+  refused_queries: Record<string, string>;
+  accepted_queries: string[];
 };
-
-const ACCEPTED_PATHS = [
-  "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-  "/v1/models",
-  "/v1alpha/models/gemini-2.0-flash-exp:generateContent",
-  "/v1beta/files/abc123",
-  "/v1beta/cachedContents/c-1_x~y",
-  "/v1beta/batches/123:cancel",
-  "/upload/v1beta/files",
-  "/download/v1beta/files/abc:download",
-  "/v1beta/openai/chat/completions",
-];
-
-const REFUSED_QUERIES: Record<string, string> = {
-  key: "key=client-key",
-  "key after others": "alt=sse&key=client-key",
-  "KEY upper case": "KEY=client-key",
-  "key percent-encoded": "%6Bey=client-key",
-  "key partly encoded": "k%65y=client-key",
-  "key fully encoded, lower-case hex": "%6b%65%79=client-key",
-  hash: "alt=sse#frag",
-  space: "alt=s se",
-  "CR LF": "alt=sse\r\nX-Forged: 1",
-  NUL: "alt=sse\u0000",
-  "non-ASCII": "q=\u00fc",
-  "bare percent": "q=100%",
-  "truncated escape": "q=%4",
-  "non-hex escape": "q=%zz",
-  "part without '='": "alt",
-  "empty name": "=sse",
-  "empty part": "alt=sse&&pageSize=1",
-  "trailing '&'": "alt=sse&",
-  "leading '?'": "?alt=sse",
-  backslash: "q=a\\b",
-};
-
-const ACCEPTED_QUERIES = [
-  "",
-  "alt=sse",
-  "pageSize=10&pageToken=Cg%3D%3D",
-  "pageToken=Cg==",
-  "q=a+b&r=%2F%3F%23&s=",
-  "fields=a,b(c)&upload_id=x-y_z.~:@/?",
-  "keys=1&monkey=2&key_=3",
-];
+const REFUSED_PATHS = CASES.refused_paths;
+const ACCEPTED_PATHS = CASES.accepted_paths;
+const REFUSED_QUERIES = CASES.refused_queries;
+const ACCEPTED_QUERIES = CASES.accepted_queries;
 
 function requestFrame(fields: Record<string, unknown>): string {
   return JSON.stringify({
