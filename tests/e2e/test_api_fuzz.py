@@ -23,6 +23,7 @@ import os
 import socket
 import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
 
 import schemathesis
@@ -253,7 +254,9 @@ def test_hostile_raw_requests_get_google_shaped_answers_in_time(gateway: Gateway
                 assert headers.get("content-type", "").startswith(("application/json", "text/event-stream")), headers
 
     one()
-    assert any(status == 200 for status, _ in seen), "no request got through at all: the generator is off"
+    by_status = Counter(status for status, _ in seen)
+    print(f"raw requests tried: {len(seen)}; answers by status: {dict(sorted(by_status.items()))}")
+    assert by_status[200] > 0, "no request got through at all: the generator is off"
 
 
 # Afterwards: still serving, nothing leaked, usage still recorded
