@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 ATTEMPT = "<attempt>"  # replaced by the call's attempt id when sent
 PROMPTLY = 3.0  # seconds: far below every dispatcher timeout, so a wait this long is a hang
+# Bounded for CI; GEMPROXY_FUZZ_EXAMPLES raises it for a longer run by hand (as for tests/e2e/test_api_fuzz.py).
+EXAMPLES = 2 * int(os.environ.get("GEMPROXY_FUZZ_EXAMPLES", "60"))
 
 HOSTILE_VALUES = st.one_of(
     st.none(),
@@ -144,7 +147,7 @@ async def still_serves(token: str) -> None:
 
 
 @settings(
-    max_examples=120,
+    max_examples=EXAMPLES,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
