@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from django.http.request import RequestDataTooBig
 
 from gateway.errors import ApiError, invalid_argument
+from gemproxy_site.body_limits import payload_too_large_message
 
 MAX_NESTING = 100
 
@@ -41,7 +42,7 @@ def nesting_depth(body: bytes) -> int:
 
 
 def _too_large() -> ApiError:
-    return invalid_argument(f"Request payload size exceeds the limit: {settings.GEMPROXY_MAX_BODY_BYTES} bytes.")
+    return invalid_argument(payload_too_large_message(settings.GEMPROXY_MAX_BODY_BYTES))
 
 
 def checked_body(request: HttpRequest) -> bytes:
