@@ -11,6 +11,9 @@ headless executor, and measures with an aiohttp client:
 3. chunk latency: from the moment a streaming upstream writes a chunk to the
    moment the client reads it, through executor and gateway;
 4. memory per open stream: the gateway's RSS growth with N streams held open.
+
+With each relayed run it reports the CPU time the gateway and the executor
+spent per call (user + system, from /proc), the figure that limits throughput.
 """
 
 from __future__ import annotations
@@ -99,6 +102,12 @@ async def chunk_latencies(base: str, headers: dict, streams: int) -> list[float]
     return latencies[streams:]  # the first chunk of each stream includes connection set-up
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -165,7 +174,12 @@ async def measure(args: argparse.Namespace) -> dict:
 
         for concurrency in (1, 50):
             direct, _ = await timed_calls(upstream, {}, args.requests, concurrency)
+            pids = {"gateway": gateway.process.popen.pid, "agent": agent.popen.pid}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             relayed, wall = await timed_calls(gateway.url, headers, args.requests, concurrency)
+            # timed_calls makes its calls twice (the first round warms the connections up): CPU covers both.
+            calls = 2 * args.requests
+            cpu = {name: (cpu_seconds(pid) - cpu_before[name]) * 1000 / calls for name, pid in pids.items()}
             d, r = report("direct", direct), report("gateway", relayed)
             results[f"c{concurrency}"] = {
                 "direct": d,
@@ -173,6 +187,8 @@ async def measure(args: argparse.Namespace) -> dict:
                 "added_p50_ms": round(r["p50"] - d["p50"], 3),
                 "added_p99_ms": round(r["p99"] - d["p99"], 3),
                 "gateway_rps": round(len(relayed) / wall, 1),
+                "gateway_cpu_ms_per_call": round(cpu["gateway"], 3),
+                "agent_cpu_ms_per_call": round(cpu["agent"], 3),
             }
 
         # The same executor, now pointed at the ticking upstream.
