@@ -13,18 +13,11 @@ from channels.testing import WebsocketCommunicator
 from executors import protocol
 from executors.models import ExecutorAccount
 from executors.registry import get_registry
-from gemproxy_site.asgi import application
+from tests.executor_sockets import communicator, hello, new_token, send_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HELLO = {
-    "type": "hello",
-    "protocol": 1,
-    "executor_id": "tab-1",
-    "label": "tab",
-    "software": "test/1",
-    "max_concurrency": 3,
-}
+HELLO = hello()
 
 
 @pytest.fixture(autouse=True)
@@ -34,36 +27,7 @@ def fresh_registry() -> None:
 
 @pytest.fixture
 def token(db) -> str:
-    account = ExecutorAccount(label="ana@example.com")
-    secret = account.set_new_token()
-    account.save()
-    return secret
-
-
-def communicator(token: str = "", subprotocols: list[str] | None = None) -> WebsocketCommunicator:
-    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
-    return WebsocketCommunicator(application, "/ws/executor", headers=headers, subprotocols=subprotocols)
-
-
-async def send_task(attempt_id: str, body: bytes = b"") -> str:
-    """Hand the connected executor a task, as the dispatcher does; the task's reply channel."""
-    layer = get_channel_layer()
-    reply = await layer.new_channel()
-    lease = await get_registry().acquire("m")
-    await layer.send(
-        lease.channel_name,
-        {
-            "type": "executor.task",
-            "attempt_id": attempt_id,
-            "reply_channel": reply,
-            "method": "POST" if body else "GET",
-            "path": "/v1beta/models/m:generateContent" if body else "/v1/models",
-            "query": "",
-            "headers": {"content-type": "application/json"} if body else {},
-            "body": body,
-        },
-    )
-    return reply
+    return new_token()
 
 
 @pytest.fixture
