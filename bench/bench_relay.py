@@ -159,7 +159,7 @@ async def measure(args: argparse.Namespace) -> dict:
     try:
         upstream_port, ticks_port = free_port(), free_port()
         fake = Process(
-            "fake-upstream", [PYTHON, "-m", "tests.fake_upstream", "--port", str(upstream_port)], deployment.env, tmp
+            "standin", [PYTHON, "-m", "executors.standin", "--port", str(upstream_port)], deployment.env, tmp
         )
         ticks = Process("ticks", [PYTHON, __file__, "--serve-ticks", str(ticks_port)], deployment.env, tmp)
         deployment.processes += [fake, ticks]

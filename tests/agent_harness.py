@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 
 from executors import protocol
 from executors.agent import Agent, AgentConfig
-from tests.fake_upstream import FakeUpstream
+from executors.standin import GeminiStandIn as FakeUpstream
 
 TOKEN = "gpe_test-executor-token"
 AGENT_KEY = "agent-upstream-key"

@@ -16,7 +16,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.fake_upstream import FakeUpstream
+from executors.standin import GeminiStandIn as FakeUpstream
 
 MODEL = "gemini-2.5-flash"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -272,7 +272,7 @@ async def test_valid_keys_make_the_fake_check_keys_as_google_does(http):
 
 async def test_standalone_mode_prints_its_url_and_serves(http):
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fake_upstream", "--port", "0", cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "executors.standin", "--port", "0", cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE
     )
     try:
         url = (await asyncio.wait_for(process.stdout.readline(), timeout=10)).decode().strip()

@@ -1,4 +1,4 @@
-"""The fake's aiohttp server: recording requests, CORS, key checks and the routes."""
+"""The stand-in's aiohttp server: recording requests, CORS, key checks and the routes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_upstream.answers import (
+from executors.standin.answers import (
     Generation,
     _array_element,
     _dump_pretty,
@@ -17,9 +17,9 @@ from tests.fake_upstream.answers import (
     _sse_event,
     embedding_values,
 )
-from tests.fake_upstream.catalog import API_VERSIONS, EMBEDDING_DIMENSIONS, MODELS, _find_model
-from tests.fake_upstream.errors import GoogleError, directive_error
-from tests.fake_upstream.prompts import Directives, Prompt, _as_list, get_field
+from executors.standin.catalog import API_VERSIONS, EMBEDDING_DIMENSIONS, MODELS, _find_model
+from executors.standin.errors import GoogleError, directive_error
+from executors.standin.prompts import Directives, Prompt, _as_list, get_field
 
 # Headers a browser may read on Google's answers; the browser executor needs these.
 _EXPOSED_HEADERS = (
@@ -32,7 +32,8 @@ _ALLOWED_HEADERS = (
     "x-goog-upload-header-content-length,x-goog-upload-header-content-type,x-goog-upload-offset,"
     "x-goog-upload-protocol,x-goog-user-project"
 )
-_BASE_HEADERS = {"Server": "scaffolding on HTTPServer2", "X-Content-Type-Options": "nosniff"}
+# Google names its server "scaffolding on HTTPServer2"; the stand-in never passes for Google.
+_BASE_HEADERS = {"Server": "gemproxy-standin (not Google)", "X-Content-Type-Options": "nosniff"}
 
 
 @dataclass
@@ -59,10 +60,18 @@ def _ok(payload: Any) -> web.Response:
     return web.Response(body=_dump_pretty(payload), content_type="application/json", charset="UTF-8")
 
 
-class FakeUpstream:
-    def __init__(self, *, valid_keys: set[str] | None = None, record: bool = True):
+class GeminiStandIn:
+    """The stand-in server; ``disclose`` marks every answer's modelVersion as the stand-in's.
+
+    Without it, answers carry Google's plain model version, so that the tests
+    prove the SDK reads exactly what Google sends; the standalone server, which
+    is what the product starts, always discloses.
+    """
+
+    def __init__(self, *, valid_keys: set[str] | None = None, record: bool = True, disclose: bool = False):
         self.valid_keys = valid_keys
         self.record = record
+        self.disclose = disclose
         self.requests: list[RecordedRequest] = []
         self.request_count = 0
         self.stream_held = asyncio.Event()
@@ -75,7 +84,7 @@ class FakeUpstream:
         self._runner: web.AppRunner | None = None
         self._stopping = False
 
-    async def __aenter__(self) -> FakeUpstream:
+    async def __aenter__(self) -> GeminiStandIn:
         await self.start()
         return self
 
@@ -146,7 +155,7 @@ class FakeUpstream:
                 status=exc.code, body=_dump_pretty(exc.body()), content_type="application/json", charset="UTF-8"
             )
         except web.HTTPException:
-            error = GoogleError(404, f"Fake upstream: no route for {request.method} {request.path}.")
+            error = GoogleError(404, f"gemproxy stand-in: no route for {request.method} {request.path}.")
             response = web.Response(status=404, body=_dump_pretty(error.body()), content_type="application/json")
         except (asyncio.CancelledError, ConnectionResetError):
             if not self._stopping and not record.aborted:
@@ -156,10 +165,12 @@ class FakeUpstream:
             raise
         finally:
             self.in_flight -= 1
-        if isinstance(response, web.Response):
+        # Every web.Response here is built from bytes, never from an aiohttp Payload.
+        if isinstance(response, web.Response) and isinstance(response.body, bytes | None):
+            body = response.body or b""
             record.response_status = response.status
-            record.response_body += response.body or b""
-            if len(response.body or b"") > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
+            record.response_body += body
+            if len(body) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
                 response.enable_compression(web.ContentCoding.gzip)  # as Google does
         return response
 
@@ -217,7 +228,7 @@ class FakeUpstream:
             "batchEmbedContents": self._batch_embed,
         }
         if method not in handlers:
-            raise GoogleError(404, f"Method {method} is not supported by the fake upstream.")
+            raise GoogleError(404, f"Method {method} is not supported by the gemproxy stand-in.")
         return await handlers[method](request, model, payload)
 
     async def _apply_directives(self, prompt: Prompt, model_id: str) -> Directives:
@@ -231,7 +242,7 @@ class FakeUpstream:
     async def _generate(self, request: web.Request, model: dict, payload: dict) -> web.Response:
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         await self._apply_directives(prompt, model["baseModelId"])
-        return _ok(Generation(prompt, model["baseModelId"]).whole())
+        return _ok(Generation(prompt, model["baseModelId"], disclose=self.disclose).whole())
 
     async def _stream(self, request: web.Request, model: dict, payload: dict) -> web.StreamResponse:
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
@@ -250,12 +261,13 @@ class FakeUpstream:
             record.response_body += data
             await response.write(data)  # write() drains, so each chunk leaves at once
 
-        chunks = Generation(prompt, model["baseModelId"]).chunks()
+        chunks = Generation(prompt, model["baseModelId"], disclose=self.disclose).chunks()
         for index, chunk in enumerate(chunks):
             await send(_sse_event(chunk) if sse else _array_element(chunk, index))
             if index == 0:
                 if directives.midstream_drop:
-                    request.transport.abort()
+                    if request.transport is not None:  # None only once the caller is gone already
+                        request.transport.abort()
                     return response
                 if directives.midstream_error:
                     await send(_midstream_error(sse))
@@ -347,10 +359,11 @@ async def _add_google_headers(request: web.Request, response: web.StreamResponse
     response.headers["Vary"] = "Origin, X-Origin, Referer"
 
 
-async def _serve_forever(host: str, port: int) -> None:
-    fake = FakeUpstream(record=False)
-    print(await fake.start(host, port), flush=True)
+async def serve_forever(host: str, port: int) -> None:
+    """Serve until cancelled, its URL printed as the only line on stdout; recording nothing, disclosing itself."""
+    standin = GeminiStandIn(record=False, disclose=True)
+    print(await standin.start(host, port), flush=True)
     try:
         await asyncio.Event().wait()
     finally:
-        await fake.stop()
+        await standin.stop()

@@ -63,4 +63,5 @@ def directive_error(code: int, model_id: str) -> GoogleError:
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
             ],
         )
-    return GoogleError(code, _DEFAULT_MESSAGES.get(code, f"Fake error {code} requested by #error."))
+    message = _DEFAULT_MESSAGES.get(code, f"Error {code} requested from the gemproxy stand-in by #error.")
+    return GoogleError(code, message)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fake_upstream.errors import GoogleError
+from executors.standin.errors import GoogleError
 
 DEFAULT_STREAM_CHUNKS = 3
 # Google counts a fixed number of tokens per image.
@@ -79,7 +79,7 @@ def _as_list(value: Any) -> list[Any]:
 
 @dataclass
 class Prompt:
-    """What the fake reads from a request's contents."""
+    """What the stand-in reads from a request's contents."""
 
     last_user_text: str = ""
     texts: list[str] = field(default_factory=list)

@@ -8,10 +8,11 @@ import random
 import uuid
 from typing import Any
 
-from tests.fake_upstream.errors import _DEFAULT_MESSAGES, GoogleError
-from tests.fake_upstream.prompts import Prompt, count_tokens
+from executors.standin.errors import _DEFAULT_MESSAGES, GoogleError
+from executors.standin.prompts import Prompt, count_tokens
 
-# Building answers.
+# What a disclosing stand-in adds to every answer's modelVersion.
+DISCLOSURE = " (gemproxy stand-in, not Google)"
 
 
 def _dump_pretty(obj: Any) -> bytes:
@@ -30,9 +31,9 @@ def split_text(text: str, pieces: int) -> list[str]:
 class Generation:
     """The deterministic answer to one generateContent request, whole or in chunks."""
 
-    def __init__(self, prompt: Prompt, model_id: str):
+    def __init__(self, prompt: Prompt, model_id: str, *, disclose: bool = False):
         self.prompt = prompt
-        self.model_id = model_id
+        self.model_version = model_id + DISCLOSURE if disclose else model_id
         self.directives = prompt.directives
         self.text = prompt.reply_text()
         self.thought = f"Thinking about: {prompt.last_user_text[:60]}" if self.directives.think else None
@@ -70,7 +71,7 @@ class Generation:
         return {
             "candidates": [candidate],
             "usageMetadata": self._usage(chars_sent),
-            "modelVersion": self.model_id,
+            "modelVersion": self.model_version,
             "responseId": self.response_id,
             "fakeUnknownField": {"note": "unknown fields must pass through"},
         }

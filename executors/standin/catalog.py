@@ -1,4 +1,4 @@
-"""The models the fake serves, in ListModels' shape, and looking one up by id."""
+"""The models the stand-in serves, in ListModels' shape, and looking one up by id."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake_upstream.errors import GoogleError
+from executors.standin.errors import GoogleError
 
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
 
@@ -20,7 +20,7 @@ def _model(model_id: str, display: str, output_limit: int, methods: list[str], *
         "baseModelId": model_id,
         "version": "001",
         "displayName": display,
-        "description": f"{display}, as served by the fake upstream.",
+        "description": f"{display}, as imitated by gemproxy's local stand-in (not Google): it echoes the prompt.",
         "inputTokenLimit": 1048576 if methods is _GENERATE_METHODS else 2048,
         "outputTokenLimit": output_limit,
         "supportedGenerationMethods": methods,
