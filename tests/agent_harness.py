@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 
 from executors import protocol
 from executors.agent import Agent, AgentConfig
-from executors.standin import GeminiStandIn as FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 TOKEN = "gpe_test-executor-token"
 AGENT_KEY = "agent-upstream-key"

@@ -16,7 +16,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from executors.standin import GeminiStandIn as FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 MODEL = "gemini-2.5-flash"
 REPO_ROOT = Path(__file__).resolve().parent.parent

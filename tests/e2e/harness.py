@@ -24,7 +24,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from executors.standin import GeminiStandIn as FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
