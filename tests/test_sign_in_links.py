@@ -167,4 +167,4 @@ def test_hostile_tokens_get_a_clear_not_found(client, newcomer, token):
 
 def test_the_page_tells_browsers_to_keep_the_address_to_themselves(client, newcomer):
     response = client.get(path_of(invite(newcomer, "http://testserver")))
-    assert response["Referrer-Policy"] == "no-referrer" and "no-store" in response["Cache-Control"]
+    assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
