@@ -168,3 +168,15 @@ def test_hostile_tokens_get_a_clear_not_found(client, newcomer, token):
 def test_the_page_tells_browsers_to_keep_the_address_to_themselves(client, newcomer):
     response = client.get(path_of(invite(newcomer, "http://testserver")))
     assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("secret", ["gpi_\x00abc", "\x00", "gpi_\u00e9\u202e", "gpi_" + "x" * 10_000, "gpi_a/b"])
+def test_a_secret_no_link_could_have_is_refused_without_a_lookup(secret, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert Invitation.objects.find(secret) is None
+
+
+@pytest.mark.django_db(databases=["default", "postgresql"])
+def test_a_link_with_a_nul_is_not_found_on_postgresql_not_a_server_error(client, on_postgresql):
+    response = client.get("/me/welcome/gpi_%00abcdefgh/")
+    assert response.status_code == 404 and "This sign-in link is not valid" in response.content.decode()
