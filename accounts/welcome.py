@@ -14,6 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
 
 from accounts.models import Invitation
 
@@ -33,6 +34,7 @@ def _refusal(request: HttpRequest, state: str, invitation: Invitation | None) ->
 
 
 @never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def welcome(request: HttpRequest, token: str) -> HttpResponse:
     invitation = Invitation.objects.find(token)
     state = "unknown" if invitation is None else invitation.state()

@@ -180,3 +180,9 @@ def test_a_secret_no_link_could_have_is_refused_without_a_lookup(secret, django_
 def test_a_link_with_a_nul_is_not_found_on_postgresql_not_a_server_error(client, on_postgresql):
     response = client.get("/me/welcome/gpi_%00abcdefgh/")
     assert response.status_code == 404 and "This sign-in link is not valid" in response.content.decode()
+
+
+def test_other_methods_are_refused_and_use_nothing_up(client, newcomer):
+    path = path_of(invite(newcomer, "http://testserver"))
+    assert client.put(path, {"new_password1": NEW_PASSWORD}).status_code == 405
+    assert choose_password(client, path).status_code == 302
