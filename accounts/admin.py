@@ -14,9 +14,11 @@ from django.utils.html import format_html
 from accounts import dashboard
 from accounts.admin_paging import EstimatedCountPaginator
 from accounts.counters import CountersUnavailable, get_counters
+from accounts.invitations import invite
 from accounts.models import DefaultLimits, ProxyKey, UsageDaily, UsageRecord
 from accounts.policy import KeyPolicy
 from accounts.reports import Period, top_models
+from accounts.selfservice import base_url
 from accounts.signin import AdminSignInForm
 from accounts.storable import storable
 
@@ -79,6 +81,17 @@ admin.site.unregister(User)
 @admin.register(User)
 class MemberAdmin(UserAdmin):
     inlines = [DefaultLimitsInline, ProxyKeyInline]
+    actions = ["make_sign_in_link"]
+
+    @admin.action(description="Send/print a one-time sign-in link (the member chooses a password)")
+    def make_sign_in_link(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for member in queryset:
+            if not member.is_active:
+                self.message_user(request, f"No link made for {member}: the account is disabled.", messages.ERROR)
+                continue
+            link = invite(member, base_url(request))
+            until = f"{link.expires_at:%Y-%m-%d %H:%M} UTC"
+            show_secret_once(request, f"One-time sign-in link for {member}, valid until {until}", link.url)
 
 
 @admin.register(ProxyKey)

@@ -337,3 +337,74 @@ class SignInFailures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.failures} failed sign-ins until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+INVITATION_KIND = "gpi"
+DEFAULT_INVITE_SECONDS = 7 * 24 * 3600
+
+
+def invite_lifetime() -> timedelta:
+    return timedelta(seconds=getattr(settings, "GEMPROXY_INVITE_SECONDS", DEFAULT_INVITE_SECONDS))
+
+
+class InvitationQuerySet(models.QuerySet):
+    def issue(self, user) -> tuple[Invitation, str]:
+        """A new one-time sign-in link's record and secret; the member's older links stop working."""
+        issued = secret_tokens.issue(INVITATION_KIND)
+        now = timezone.now()
+        invitation = self.create(
+            user=user, prefix=issued.prefix, digest=issued.digest, created_at=now, expires_at=now + invite_lifetime()
+        )
+        return invitation, issued.secret
+
+    def find(self, secret: str) -> Invitation | None:
+        """The invitation whose secret this is, in any state, or None; compared in constant time."""
+        if not _SECRET_SHAPE.fullmatch(secret or ""):
+            return None  # not one we could have issued: a NUL would fail the query on PostgreSQL
+        for invitation in self.select_related("user").filter(prefix=secret_tokens.prefix_of(secret)):
+            if secret_tokens.matches(secret, invitation.digest):
+                return invitation
+        return None
+
+    def usable(self, now: datetime) -> InvitationQuerySet:
+        # "Newer invalidates older" is read from the table, not written into the old rows:
+        # two admins inviting at once still leave exactly one working link.
+        newer = Invitation.objects.filter(user=models.OuterRef("user"), pk__gt=models.OuterRef("pk"))
+        return self.filter(used_at=None, expires_at__gt=now, user__is_active=True).exclude(models.Exists(newer))
+
+
+class Invitation(models.Model):
+    """A one-time sign-in link that lets a member choose a password; the secret itself is never stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations")
+    prefix = models.CharField(max_length=secret_tokens.PREFIX_LENGTH, db_index=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(editable=False)
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"Sign-in link {self.prefix}… for {self.user}"
+
+    def state(self, now: datetime | None = None) -> str:
+        """ "usable", "used", "replaced" (a newer link was issued), "expired" or "disabled" (the account)."""
+        now = now or timezone.now()
+        if self.used_at is not None:
+            return "used"
+        if Invitation.objects.filter(user_id=self.user_id, pk__gt=self.pk).exists():
+            return "replaced"
+        if self.expires_at <= now:
+            return "expired"
+        if not self.user.is_active:
+            return "disabled"
+        return "usable"
+
+    def claim(self, now: datetime | None = None) -> bool:
+        """Mark the link used if it still may be; only one of several racing requests gets True."""
+        now = now or timezone.now()
+        return bool(Invitation.objects.usable(now).filter(pk=self.pk).update(used_at=now))

@@ -20,6 +20,8 @@ _SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "signature",
 _SECRET_NAMES = frozenset({"sig", "auth", "authorization", "uploadid", "session", "sessionid"})
 # Names that end like a secret but are not one: Gemini's list calls page with pageToken.
 _NOT_SECRET = frozenset({"pagetoken"})
+# Paths that carry a secret after this part: the members' one-time sign-in links (accounts.invitations).
+_SECRET_PATH_PARTS = ("/me/welcome/",)
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
 _UNPRINTABLE = re.compile(r'[^\x20-\x7e]|["\\]')
 REDACTED = "REDACTED"
@@ -53,14 +55,25 @@ def escape(text: str) -> str:
     return _UNPRINTABLE.sub(_escape, text)
 
 
+def _redacted_path(target: str) -> str:
+    # Compared decoded, as Django routes it: /me/%77elcome/... opens the same page.
+    decoded = unquote(target, errors="replace")
+    for part in _SECRET_PATH_PARTS:
+        start = decoded.find(part)
+        if start != -1:
+            return decoded[: start + len(part)] + REDACTED
+    return target
+
+
 def redact(request_line: str) -> str:
-    """The values of secret query parameters replaced; the rest of the line kept as sent.
+    """The values of secret query parameters and secret path segments replaced; the rest kept as sent.
 
     A raw ``#`` cannot reach the server, so the query is everything after the first ``?``.
     """
     target, question_mark, query = request_line.partition("?")
+    target = _redacted_path(target)
     if not question_mark:
-        return request_line
+        return target
     return f"{target}?{_redacted_query(query)}"
 
 

@@ -195,6 +195,8 @@ GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
 # from one address lock it out there for so many seconds after the last one.
 GEMPROXY_SIGNIN_FAILURE_LIMIT = env_int("GEMPROXY_SIGNIN_FAILURE_LIMIT", 10)
 GEMPROXY_SIGNIN_LOCKOUT_SECONDS = env_int("GEMPROXY_SIGNIN_LOCKOUT_SECONDS", 15 * 60)
+# A one-time sign-in link from invite_member or the admin works for so many seconds.
+GEMPROXY_INVITE_SECONDS = env_int("GEMPROXY_INVITE_SECONDS", 7 * 24 * 3600)
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,24 @@ PLAIN_NAMES = ["alt", "pageSize", "pageToken", "model", "keyword", "tokens", "x"
 
 
 @pytest.mark.parametrize(
+    ("line", "logged"),
+    [
+        ("GET /me/welcome/gpi_secret_value/", "GET /me/welcome/REDACTED"),
+        ("POST /me/welcome/gpi_secret_value/", "POST /me/welcome/REDACTED"),
+        ("GET /me/%77elcome/gpi_secret_value/", "GET /me/welcome/REDACTED"),
+        ("GET /me/welcome/gpi_secret_value/?key=gpk_secret_value", "GET /me/welcome/REDACTED?key=REDACTED"),
+        ("GET http://gw.example.com/me/welcome/gpi_secret_value", "GET http://gw.example.com/me/welcome/REDACTED"),
+    ],
+)
+def test_a_sign_in_link_in_the_path_is_redacted(line: str, logged: str) -> None:
+    assert loggable(line) == logged
+
+
+def test_other_member_pages_stay_readable() -> None:
+    assert loggable("GET /me/login/?next=/me/") == "GET /me/login/?next=/me/"
+
+
+@pytest.mark.parametrize(
     "spelling",
     ["key", "%6Bey", "k%65y", "%6b%65%79", "KEY", "Key", "key%00", "%00key", "k+ey", "key+", "api_key", "API-KEY"],
 )

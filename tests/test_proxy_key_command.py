@@ -66,3 +66,23 @@ def test_it_refuses_a_bad_cidr_without_creating_anything():
 def test_it_refuses_an_expiry_that_is_not_iso_8601():
     with pytest.raises(CommandError, match="ISO 8601"):
         issue("--user", "erin", "--expires", "next tuesday")
+
+
+def issue_and_tell(*args: str) -> tuple[list[str], str]:
+    out, err = StringIO(), StringIO()
+    call_command("create_proxy_key", *args, stdout=out, stderr=err)
+    return out.getvalue().strip().splitlines(), err.getvalue()
+
+
+def test_it_says_how_a_new_member_signs_in_and_the_key_stays_the_last_line(settings):
+    settings.PUBLIC_BASE_URL = "https://gemini.example.com"
+    lines, said = issue_and_tell("--user", "erin")
+
+    assert "erin signs in at https://gemini.example.com/me/ (no password yet: run manage.py invite_member erin)" in said
+    assert lines == [lines[-1]] and ProxyKey.objects.authenticate(lines[-1]).user.username == "erin"
+
+
+def test_a_member_with_a_password_is_told_to_use_it(member, settings):
+    settings.PUBLIC_BASE_URL = ""
+    _, said = issue_and_tell("--user", "ada")
+    assert "ada signs in at http://127.0.0.1:8000/me/ with their password." in said

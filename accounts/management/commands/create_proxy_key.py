@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import shlex
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
+from accounts.invitations import configured_origin
 from accounts.models import ProxyKey
 
 
@@ -14,6 +17,14 @@ def _expiry(value: str):
     if moment is None:
         raise CommandError(f"--expires: {value!r} is not an ISO 8601 date and time, e.g. 2026-12-31T23:59:00Z")
     return make_aware(moment) if is_naive(moment) else moment
+
+
+def sign_in_hint(owner) -> str:
+    """How the key's owner reaches their page, where their quota and the snippets for their tools are."""
+    where = f"{owner.username} signs in at {configured_origin()}/me/"
+    if owner.has_usable_password():
+        return f"{where} with their password."
+    return f"{where} (no password yet: run manage.py invite_member {shlex.quote(owner.username)})"
 
 
 class Command(BaseCommand):
@@ -51,5 +62,6 @@ class Command(BaseCommand):
         key.user = owner
         secret = key.set_new_secret()
         key.save()
+        self.stderr.write(sign_in_hint(owner))
         self.stderr.write(f"Proxy key {key.prefix}… issued for {owner.username}. It is shown only once:")
         self.stdout.write(secret)
