@@ -9,6 +9,7 @@ characters in it are escaped so that it cannot start a line of its own.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import unquote
 
@@ -84,3 +85,12 @@ def loggable(request_line: str) -> str:
 class RedactingAccessLog(AccessLogGenerator):
     def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None) -> None:
         super().write_entry(escape(str(host)), date, loggable(request), status, length, ident, user)
+
+
+class RedactingFilter(logging.Filter):
+    """Django's request log names the path of a failed request: redact it as the access log does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True

@@ -206,10 +206,12 @@ LOGGING = {
         # Every call already gets one line from gemproxy.calls; Django's own
         # line per 4xx/5xx answer would repeat it. Keep its tracebacks.
         "tracebacks_only": {"()": "django.utils.log.CallbackFilter", "callback": lambda record: bool(record.exc_info)},
+        # "Internal Server Error: /me/welcome/<token>/" must not carry the token.
+        "redact_secrets": {"()": "gemproxy_site.access_log.RedactingFilter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR", "filters": ["tracebacks_only"]}},
+    "loggers": {"django.request": {"level": "ERROR", "filters": ["tracebacks_only", "redact_secrets"]}},
 }
 
 REST_FRAMEWORK = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import string
 
 import pytest
@@ -108,3 +109,20 @@ def test_no_spelling_of_a_secret_name_lets_its_value_into_the_log(
 @given(st.text())
 def test_a_logged_request_line_is_one_line_of_printable_ascii(text: str) -> None:
     assert all(" " <= char <= "~" for char in escape(loggable(text)))
+
+
+def test_djangos_log_of_a_failed_request_does_not_carry_a_sign_in_token() -> None:
+    records: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = records.append  # type: ignore[method-assign]
+    request_log = logging.getLogger("django.request")
+    request_log.addHandler(capture)
+    try:
+        try:
+            raise RuntimeError("the welcome page failed")
+        except RuntimeError:
+            request_log.error("%s: %s", "Internal Server Error", "/me/welcome/gpi_secret-token/", exc_info=True)
+    finally:
+        request_log.removeHandler(capture)
+
+    assert [record.getMessage() for record in records] == ["Internal Server Error: /me/welcome/REDACTED"]
