@@ -9,7 +9,12 @@ from gemproxy_site.guarded_request import reason_phrase
 
 @pytest.mark.parametrize(
     ("code", "phrase"),
-    [(200, b"OK"), (429, b"Too Many Requests"), (431, b"Request Header Fields Too Large"), (503, b"Service Unavailable")],
+    [
+        (200, b"OK"),
+        (429, b"Too Many Requests"),
+        (431, b"Request Header Fields Too Large"),
+        (503, b"Service Unavailable"),
+    ],
 )
 def test_standard_statuses_have_their_phrase(code: int, phrase: bytes) -> None:
     assert reason_phrase(code) == phrase
