@@ -14,7 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, HttpResponsePermanentRedirect
-from django.urls import path
+from django.urls import get_script_prefix, path
+from django.utils.html import escape
 from django.utils.http import http_date
 from django.views.decorators.http import require_safe
 from django.views.static import was_modified_since
@@ -57,6 +58,27 @@ npm run build</pre>
 """
 
 
+# The app reads its gateway URL from this tag (frontend/src/settings.ts, servedGateway).
+GATEWAY_META = '<meta name="gemproxy-gateway" content="{url}" />'
+INDEX = "index.html"
+
+
+def gateway_url(request: HttpRequest) -> str:
+    """PUBLIC_BASE_URL when set (as on the members' pages), else this gateway as the browser reached it."""
+    # get_host() checks ALLOWED_HOSTS: a forged Host header gets a 400, never a page that names it.
+    return getattr(settings, "PUBLIC_BASE_URL", "") or request.build_absolute_uri(get_script_prefix()).rstrip("/")
+
+
+def with_gateway_url(page: bytes, url: str) -> bytes:
+    """index.html with the gateway's URL for the app's settings, placed first in <head>."""
+    tag = GATEWAY_META.format(url=escape(url)).encode()
+    head = page.find(b"<head>")
+    if head < 0:
+        return page
+    at = head + len(b"<head>")
+    return page[:at] + b"\n    " + tag + page[at:]
+
+
 def dist_dir() -> Path:
     return Path(settings.BASE_DIR) / "frontend" / "dist"
 
@@ -87,7 +109,7 @@ def _find(root: Path, asset: str) -> AppFile | None:
 # would run on the one thread the executor consumers share.
 @require_safe
 async def executor_app(request: HttpRequest, asset: str = "") -> HttpResponse:
-    file = await asyncio.to_thread(_find, dist_dir(), asset or "index.html")
+    file = await asyncio.to_thread(_find, dist_dir(), asset or INDEX)
     if file is None:
         return HttpResponse(NOT_BUILT, status=503, content_type="text/html; charset=utf-8")
 
@@ -97,6 +119,8 @@ async def executor_app(request: HttpRequest, asset: str = "") -> HttpResponse:
         # The files are small (the whole app is a few hundred kB); a plain
         # response avoids FileResponse's sync iterator, which ASGI buffers anyway.
         content = await asyncio.to_thread(file.path.read_bytes)
+        if file.path.name == INDEX and file.path.parent == dist_dir().resolve():
+            content = with_gateway_url(content, gateway_url(request))
         response = HttpResponse(content, content_type=file.content_type)
     response["Last-Modified"] = http_date(file.mtime)
     response["Cache-Control"] = CACHE_HASHED if asset.startswith(HASHED_ASSETS_DIR) else CACHE_REVALIDATE

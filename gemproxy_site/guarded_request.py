@@ -10,11 +10,21 @@ the request never reaches Daphne's buffering or the application.
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 
 from daphne import http_protocol
+from twisted.web.http import RESPONSES
 
 from gemproxy_site.body_limits import body_limit, payload_too_large_message
 from gemproxy_site.request_target import InvalidRequestTarget, RequestTarget, parse_request_target
+
+
+def reason_phrase(code: int) -> bytes:
+    """The status line's reason: Twisted's table lacks 429 and a few others (it says "Unknown Status")."""
+    try:
+        return HTTPStatus(code).phrase.encode("ascii")
+    except ValueError:
+        return RESPONSES.get(code, b"Unknown Status")
 
 
 def refusal(message: str) -> bytes:
@@ -45,6 +55,10 @@ class GuardedRequest(http_protocol.WebRequest):
         self._body_limit = 0
         self._body_received = 0
         self._refused = False
+
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None:
+        # Daphne passes no message, so Twisted would name a 429 "Unknown Status".
+        super().setResponseCode(code, message if message is not None else reason_phrase(code))
 
     def gotLength(self, length: int | None) -> None:
         # Daphne takes the root path from this header when any client sends it,

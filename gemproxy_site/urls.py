@@ -3,11 +3,18 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from gateway.health import healthz
+from gemproxy_site.favicon import favicon
+
+# The admin names the product, not the framework.
+admin.site.site_header = "gemproxy administration"
+admin.site.site_title = "gemproxy admin"
+admin.site.index_title = "Members, keys, executors and usage"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/me/", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
+    path("favicon.ico", favicon, name="favicon"),
     path("", include("executors.webapp")),
     path("", include("accounts.urls")),
     path("", include("gateway.urls")),

@@ -19,6 +19,7 @@ import {
   type TaskFrame,
   type TaskRequest,
 } from "./protocol";
+import { fetchBody } from "./requestBody";
 
 export type TaskOutcome = "served" | "failed" | "cancelled";
 
@@ -192,18 +193,12 @@ export class Executor {
     let init: RequestInit;
     try {
       new URL(url);
-      const body = joinBytes(task.pieces);
+      const headers = upstreamRequestHeaders(request.headers);
+      const body = fetchBody(joinBytes(task.pieces), headers["content-type"], request.method);
       task.pieces = [];
-      init = {
-        method: request.method,
-        headers: upstreamRequestHeaders(request.headers),
-        // fetch refuses a body on GET and HEAD; Google ignores one there anyway.
-        body: body.length > 0 && request.method !== "GET" && request.method !== "HEAD" ? body : null,
-        signal: task.controller.signal,
-        // The upstream must never learn anything about this browser's sessions.
-        credentials: "omit",
-        cache: "no-store",
-      };
+      // Only what the AI Studio relays set: no credentials or cache mode, which
+      // AI Studio's own fetch wrapper may need to choose for itself.
+      init = { method: request.method, headers, body, signal: task.controller.signal };
     } catch (error) {
       this.fail(task, "bad_task", `cannot build the request: ${describeError(error)}`);
       return;

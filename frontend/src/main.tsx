@@ -3,7 +3,7 @@ import { createRoot } from "react-dom/client";
 
 import { openIdChannel } from "./identity";
 import { ExecutorRuntime } from "./runtime";
-import { safeStore } from "./settings";
+import { safeStore, servedGateway } from "./settings";
 import { App } from "./ui/App";
 import "./styles.css";
 
@@ -20,6 +20,7 @@ const runtime = new ExecutorRuntime({
   local: safeStore(() => window.localStorage),
   session: safeStore(() => window.sessionStorage),
   channel: openIdChannel(),
+  servedGateway: servedGateway(document, window.location),
 });
 
 // A laptop waking up or a network coming back should not wait out a 30 s backoff.

@@ -6,7 +6,7 @@
 import { Connection, type SocketFactory } from "./connection";
 import type { FetchLike } from "./executor";
 import { claimExecutorId, type ChannelLike } from "./identity";
-import { listModels, type SelfTestResult } from "./selftest";
+import { selfTest, type SelfTestResult } from "./selftest";
 import {
   SettingsError,
   checkConcurrency,
@@ -38,6 +38,8 @@ export interface RuntimeEnvironment {
   createSocket?: SocketFactory;
   fetch?: FetchLike;
   probe?: (httpUrl: string) => Promise<boolean>;
+  /** The gateway that served this page (see servedGateway): the gateway URL until the person enters another. */
+  servedGateway?: string;
 }
 
 export class ExecutorRuntime {
@@ -60,6 +62,7 @@ export class ExecutorRuntime {
       saveSettings(env.local, this.current);
       env.clearFragment();
     }
+    this.current = this.withServedGateway(this.current);
     this.executorId = claimExecutorId({ session: env.session, channel: env.channel });
   }
 
@@ -112,7 +115,7 @@ export class ExecutorRuntime {
   forget(): void {
     this.connection.stop();
     forgetSettings(this.env.local);
-    this.current = { ...loadSettings(this.env.local) };
+    this.current = this.withServedGateway(loadSettings(this.env.local));
   }
 
   retryNow(): void {
@@ -126,7 +129,12 @@ export class ExecutorRuntime {
     } catch (error) {
       return Promise.resolve({ ok: false, status: null, message: (error as Error).message });
     }
-    return listModels(base, this.env.fetch);
+    return selfTest(base, this.env.fetch);
+  }
+
+  /** A remembered or typed gateway wins; the serving gateway only fills an empty field, and is not saved by itself. */
+  private withServedGateway(settings: Settings): Settings {
+    return !settings.server && this.env.servedGateway ? { ...settings, server: this.env.servedGateway } : settings;
   }
 
   private async identify(settings: Settings): Promise<{ executorId: string; label: string }> {

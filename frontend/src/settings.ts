@@ -86,6 +86,38 @@ export function socketUrlFor(server: string, pageProtocol: string): string {
   return `${scheme}//${url.host}${endpoint}`;
 }
 
+/** The name of the meta tag in which a gateway serving this app at /executor/ gives its own URL. */
+export const SERVED_GATEWAY_META = "gemproxy-gateway";
+
+/** The part of a Document that servedGateway reads. */
+export interface PageHead {
+  querySelector(selector: string): { getAttribute(name: string): string | null } | null;
+}
+
+/**
+ * The URL of the gateway that served this page, or "" when the page did not
+ * come from a gateway (in AI Studio, or a dev server). Only an http(s) URL
+ * counts: anything else in the tag is not something to connect to.
+ *
+ * Behind a proxy that terminates TLS the gateway may believe it was reached
+ * over http; the browser knows better, so for the page's own host the page's
+ * protocol wins (else an https page would be offered a ws:// it must refuse).
+ */
+export function servedGateway(page: PageHead, location: { protocol: string; host: string }): string {
+  const content = page.querySelector(`meta[name="${SERVED_GATEWAY_META}"]`)?.getAttribute("content")?.trim() ?? "";
+  let url: URL;
+  try {
+    url = new URL(content);
+  } catch {
+    return "";
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || url.username || url.password || url.search || url.hash) {
+    return "";
+  }
+  const protocol = url.host === location.host && /^https?:$/.test(location.protocol) ? location.protocol : url.protocol;
+  return `${protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+}
+
 /** The upstream base URL without a trailing slash. */
 export function upstreamUrlFor(upstream: string): string {
   const text = upstream.trim() || DEFAULT_UPSTREAM;

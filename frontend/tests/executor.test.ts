@@ -88,7 +88,13 @@ describe("a task's request", () => {
       "x-goog-api-client": "genai-js/1.0",
       accept: "*/*",
     });
-    expect(call.init.credentials).toBe("omit");
+  });
+
+  it("sets only method, headers, body and signal, as the AI Studio relays do: no credentials or cache mode", async () => {
+    const x = executor();
+    x.handle(request("a1"));
+    await settle();
+    expect(Object.keys(x.upstream.last().init).sort()).toEqual(["body", "headers", "method", "signal"]);
   });
 
   it("has no question mark when the query is empty", async () => {
@@ -124,7 +130,65 @@ describe("a task's request", () => {
     sendBody(x, "a1", body, 7);
     await settle();
     expect(x.upstream.calls).toHaveLength(1);
-    expect(x.upstream.last().body).toEqual(body);
+    expect(await x.upstream.last().bytes()).toEqual(body);
+  });
+
+  it("hands fetch a JSON body as a string, the text the client sent", async () => {
+    const x = executor();
+    const text = JSON.stringify({ contents: [{ parts: [{ text: "héllo ✓ 🙂" }] }] });
+    sendBody(x, "a1", new TextEncoder().encode(text));
+    await settle();
+    expect(x.upstream.last().init.body).toBe(text);
+  });
+
+  it("treats application/json with a charset and +json types as JSON", async () => {
+    for (const contentType of ["application/json; charset=utf-8", "Application/JSON", "application/problem+json"]) {
+      const x = executor();
+      const body = new TextEncoder().encode('{"a":1}');
+      const pieces = splitBytes(body, BODY_CHUNK_BYTES);
+      x.handle(request("a1", { headers: { "content-type": contentType }, body_chunks: pieces.length }));
+      pieces.forEach((piece, seq) => x.handle({ type: "request_body", id: "a1", seq, data: encodeBase64(piece) }));
+      await settle();
+      expect(x.upstream.last().init.body, contentType).toBe('{"a":1}');
+    }
+  });
+
+  it("hands fetch a binary body as a Blob of its content type", async () => {
+    const x = executor();
+    const body = randomBytes(1000);
+    x.handle(request("a1", { path: "/upload/v1beta/files", query: "", headers: { "content-type": "image/png" }, body_chunks: 1 }));
+    x.handle({ type: "request_body", id: "a1", seq: 0, data: encodeBase64(body) });
+    await settle();
+    const sent = x.upstream.last().init.body;
+    expect(sent).toBeInstanceOf(Blob);
+    expect((sent as Blob).type).toBe("image/png");
+    expect(await x.upstream.last().bytes()).toEqual(body);
+  });
+
+  it("sends JSON that is not valid UTF-8 as a Blob, so no byte changes", async () => {
+    const x = executor();
+    const body = new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
+    sendBody(x, "a1", body);
+    await settle();
+    expect(x.upstream.last().init.body).toBeInstanceOf(Blob);
+    expect(await x.upstream.last().bytes()).toEqual(body);
+  });
+
+  it("keeps a byte order mark at the start of a JSON body", async () => {
+    const x = executor();
+    const body = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode("{}")]);
+    sendBody(x, "a1", body);
+    await settle();
+    expect(await x.upstream.last().bytes()).toEqual(body);
+  });
+
+  it("gives a Blob no content type when the task has none", async () => {
+    const x = executor();
+    x.handle(request("a1", { headers: {}, body_chunks: 1 }));
+    x.handle({ type: "request_body", id: "a1", seq: 0, data: encodeBase64(new Uint8Array([1, 2, 3])) });
+    await settle();
+    expect((x.upstream.last().init.body as Blob).type).toBe("");
+    expect(x.upstream.last().init.headers).toEqual({});
   });
 
   it("keeps a binary body intact: 5 MiB of random bytes in 256 KiB pieces", async () => {
@@ -133,7 +197,7 @@ describe("a task's request", () => {
     sendBody(x, "a1", body);
     await settle();
     expect(x.upstream.calls).toHaveLength(1);
-    expect(Buffer.from(x.upstream.last().body!).equals(Buffer.from(body))).toBe(true);
+    expect(Buffer.from((await x.upstream.last().bytes())!).equals(Buffer.from(body))).toBe(true);
   });
 
   it("does not start before the last piece", async () => {

@@ -100,7 +100,8 @@ export class ControlledBody {
 export interface FetchCall {
   url: string;
   init: RequestInit;
-  body: Uint8Array | null;
+  /** The bytes of the request body (a string as UTF-8, a Blob as its content), null without one. */
+  bytes(): Promise<Uint8Array | null>;
   /** Answer the call. */
   respond(status: number, headers?: Record<string, string>, body?: ControlledBody | string | null): ControlledBody | null;
   /** Fail the call the way fetch does when the network is down. */
@@ -127,11 +128,10 @@ export function fakeFetch() {
           // already closed
         }
       });
-      const requestBody = init.body instanceof Uint8Array ? init.body : null;
       calls.push({
         url,
         init,
-        body: requestBody,
+        bytes: () => bodyBytes(init.body),
         respond(status, headers = {}, given = null) {
           if (typeof given === "string") {
             const text = given;
@@ -149,6 +149,13 @@ export function fakeFetch() {
       });
     });
   return { fetch, calls, last: () => calls[calls.length - 1]! };
+}
+
+async function bodyBytes(body: RequestInit["body"]): Promise<Uint8Array | null> {
+  if (body === null || body === undefined) return null;
+  if (typeof body === "string") return new TextEncoder().encode(body);
+  if (body instanceof Blob) return new Uint8Array(await body.arrayBuffer());
+  throw new Error(`the executor handed fetch a body of an unexpected type: ${Object.prototype.toString.call(body)}`);
 }
 
 /** Let pending promises and stream reads run. */

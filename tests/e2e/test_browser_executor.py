@@ -121,6 +121,28 @@ def test_a_five_mebibyte_image_round_trips_intact(
     assert f"{len(image)} bytes sha256={hashlib.sha256(image).hexdigest()}" in response.text
 
 
+def test_a_fresh_page_from_the_gateway_has_the_gateway_filled_in(browser_gateway: Gateway, chromium_page: Page) -> None:
+    browser = chromium_page.context.browser
+    assert browser is not None
+    # A context of its own: nothing remembered from the fragment the other page was given.
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{browser_gateway.url}/executor/")
+        expect(page.get_by_test_id("server-input")).to_have_value(browser_gateway.url)
+        expect(page.get_by_test_id("server-input")).to_be_editable()
+    finally:
+        context.close()
+
+
+def test_the_self_test_reaches_the_upstream_from_the_page(
+    browser_gateway: Gateway, chromium_page: Page, upstream: ThreadedUpstream
+) -> None:
+    chromium_page.get_by_test_id("self-test-button").click()
+    expect(chromium_page.get_by_test_id("self-test-result")).to_have_attribute("data-state", "ok")
+    expect(chromium_page.get_by_test_id("self-test-result")).to_have_attribute("data-via", "models.list")
+
+
 def test_the_page_reconnects_by_itself_after_the_gateway_restarts(
     deployment: Deployment, browser_gateway: Gateway, chromium_page: Page, proxy_key: str
 ) -> None:

@@ -19,7 +19,10 @@ export function SelfTest({ runtime }: { runtime: ExecutorRuntime }) {
   return (
     <section className="card selftest">
       <h2>Self-test</h2>
-      <p className="hint">Lists the models upstream, the way tasks reach it. In AI Studio this shows that your account authorises this tab.</p>
+      <p className="hint">
+        Lists the models upstream, the way tasks reach it (or, if that fails, counts the tokens of one word). In AI
+        Studio this shows that your account authorises this tab.
+      </p>
       <button
         type="button"
         className="quiet-button"
@@ -47,9 +50,18 @@ function SelfTestOutcome({ result, upstream }: { result: SelfTestResult; upstrea
       </div>
     );
   }
+  if (result.via === "countTokens") {
+    return (
+      <div className="selftest-result tone-good" data-testid="self-test-result" data-state="ok" data-via="countTokens">
+        <strong>Authorised.</strong> countTokens on <code>{result.model}</code> answered ({result.totalTokens} token
+        {result.totalTokens === 1 ? "" : "s"}) at <code>{upstream}</code>.
+        <p className="muted">Listing the models failed ({result.listFailure}); tasks can still be served.</p>
+      </div>
+    );
+  }
   const shown = result.models.slice(0, SHOWN_MODELS);
   return (
-    <div className="selftest-result tone-good" data-testid="self-test-result" data-state="ok">
+    <div className="selftest-result tone-good" data-testid="self-test-result" data-state="ok" data-via="models.list">
       <strong>
         {result.models.length} model{result.models.length === 1 ? "" : "s"}
       </strong>{" "}
