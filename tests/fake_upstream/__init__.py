@@ -21,6 +21,9 @@ the answer is complete. `fake.in_flight` / `fake.peak_in_flight` count requests
 being answered. `FakeUpstream(valid_keys={"k"})` makes it check API keys as Google
 does (403 without a key, 400 API_KEY_INVALID for a wrong one); by default any
 caller is accepted, as AI Studio's environment does for the browser executor.
+`FakeUpstream(quotas={"key-a": 2}, quota_window=60)` gives the upstream key
+`key-a` Google's free-tier quota of 2 generate calls per model per window,
+refused beyond it with Google's exact 429 (`tests/fake_upstream/quota.py`).
 
 Standalone, for benchmarks: `python -m tests.fake_upstream --port 8601` prints its
 URL; `POST /_fake/release` releases held streams, `GET /_fake/stats` gives counters.
@@ -30,7 +33,9 @@ Directives, written anywhere in the last user text of a request:
     #hold              stream: send the first chunk, then wait for release()
     #chunks=N          stream: N chunks (default 3)
     #error=CODE        answer with Google's error for CODE (400, 403, 404, 429, 500, 503, 504);
-                       429 is RESOURCE_EXHAUSTED with QuotaFailure and RetryInfo details
+                       429 is the free tier's RESOURCE_EXHAUSTED, word for word: Help, QuotaFailure
+                       and RetryInfo details, the message ending "Please retry in 7.2s."
+    #retry-delay=S     with #error=429: the delay it asks for (default 7.2 s)
     #slow=SECONDS      wait before answering
     #midstream-error   stream: one chunk, then an in-stream error object (500 INTERNAL), as Google does
     #midstream-drop    stream: one chunk, then close the connection abruptly
