@@ -12,8 +12,9 @@ from executors.cooldown import MAX_DELAY, READ_LIMIT, RETRY_INFO, upstream_delay
 NOW = 1_800_000_000.0
 
 
-def google_429(*details: object) -> bytes:
-    return json.dumps({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": list(details)}}).encode()
+def google_429(*details: object, message: object = "You exceeded your current quota.") -> bytes:
+    error = {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": list(details)}
+    return json.dumps({"error": error}).encode()
 
 
 def retry_info(delay: object) -> dict:
@@ -27,6 +28,16 @@ def test_googles_retry_delay_is_read_from_the_details() -> None:
 
 def test_a_fractional_retry_delay_keeps_its_fraction() -> None:
     assert upstream_delay({}, google_429(retry_info("36.2s")), NOW) == pytest.approx(36.2)
+
+
+def test_the_messages_exact_time_refines_retry_infos_whole_seconds() -> None:
+    message = "You exceeded your current quota, ...\n* Quota exceeded ...\nPlease retry in 36.962214405s."
+    assert upstream_delay({}, google_429(retry_info("36s"), message=message), NOW) == pytest.approx(36.962214405)
+
+
+@pytest.mark.parametrize("said", ["Please retry in 3600s.", "Please retry in 35.9s.", "Please retry in 1e9s.", 42])
+def test_a_message_that_disagrees_with_retry_info_is_ignored(said: object) -> None:
+    assert upstream_delay({}, google_429(retry_info("36s"), message=said), NOW) == 36.0
 
 
 def test_a_delay_under_a_second_is_raised_to_one_second() -> None:

@@ -48,18 +48,19 @@ FREE_TIER_METRIC = "generativelanguage.googleapis.com/generate_content_free_tier
 
 
 def free_tier_quota_error(model_id: str, limit: int, retry_in: float) -> GoogleError:
-    """Google's free-tier 429, word for word: the message ends "Please retry in 36.2s."
+    """Google's free-tier 429, word for word: the message ends "Please retry in 36.962214405s."
 
     ``RetryInfo.retryDelay`` holds whole seconds (rounded down), the message the exact time.
     """
     retry_in = max(0.0, retry_in)
+    exact = f"{retry_in:.9f}".rstrip("0").rstrip(".")
     return GoogleError(
         429,
         "You exceeded your current quota, please check your plan and billing details. "
         f"For more information on this error, head to: {RATE_LIMITS_DOC}. "
         "To monitor your current usage, head to: https://ai.dev/rate-limit. \n"
         f"* Quota exceeded for metric: {FREE_TIER_METRIC}, limit: {limit}, model: {model_id}\n"
-        f"Please retry in {retry_in:.1f}s.",
+        f"Please retry in {exact}s.",
         [
             {
                 "@type": "type.googleapis.com/google.rpc.Help",
