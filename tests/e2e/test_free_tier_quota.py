@@ -20,8 +20,13 @@ from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream, wait_until
 MODEL = "gemini-2.5-flash"
 ANA, BOB = "quota-ana@example.com", "quota-bob@example.com"
 # Generate calls per model in each window, per upstream key (the harness gives agent N the key
-# "upstream-key-of-N"): ana is out after one call, bob after three.
-QUOTAS = {"upstream-key-of-quota-ana": 1, "upstream-key-of-quota-bob": 3}
+# "upstream-key-of-N"): ana is out after one call, bob after three. The embedded install's agents
+# are "quota-*", the distributed install's "shared-*".
+QUOTAS = {
+    f"upstream-key-of-{install}-{name}": calls
+    for install in ("quota", "shared")
+    for name, calls in (("ana", 1), ("bob", 3))
+}
 WINDOW = 4.0
 
 
@@ -42,8 +47,24 @@ def gateway(deployment: Deployment, free_tier: ThreadedUpstream) -> Gateway:
     return gateway
 
 
-def refusals(upstream: ThreadedUpstream) -> list[str]:
-    return [r.api_key.removeprefix("upstream-key-of-") for r in upstream.requests if r.response_status == 429]
+@pytest.fixture(scope="module")
+def two_gateways(distributed: Deployment, free_tier: ThreadedUpstream) -> tuple[Gateway, Gateway]:
+    """Two processes sharing the Redis registry, an account's agent on each."""
+    gateways = (distributed.start_gateway("gw-quota-a"), distributed.start_gateway("gw-quota-b"))
+    for gateway, label in zip(gateways, (ANA, BOB), strict=True):
+        name = f"shared-{label.split('@')[0].removeprefix('quota-')}"
+        distributed.start_agent(gateway, distributed.executor_token(label), free_tier.url, name=name)
+    gateways[0].wait_for_executors(2)
+    return gateways
+
+
+def refusals(upstream: ThreadedUpstream, install: str) -> list[str]:
+    prefix = f"upstream-key-of-{install}-"
+    return [
+        r.api_key.removeprefix(prefix)
+        for r in upstream.requests
+        if r.response_status == 429 and r.api_key.startswith(prefix)
+    ]
 
 
 def usage_rows(deployment: Deployment) -> list[dict]:
@@ -56,13 +77,34 @@ def usage_rows(deployment: Deployment) -> list[dict]:
 def test_quota_refusals_fail_over_then_come_back_at_once_as_googles_429_then_pass_after_the_delay(
     deployment: Deployment, gateway: Gateway, free_tier: ThreadedUpstream, proxy_key: str
 ) -> None:
-    client = sdk_client(gateway, proxy_key)
+    through_free_tier_quotas(gateway, free_tier, proxy_key, "quota")
 
+    wait_until(lambda: len(usage_rows(deployment)) >= 8, timeout=10, what="the usage records")
+    rows = usage_rows(deployment)[-8:]
+    assert {"status_code": 200, "attempts": 2, "executor_account": BOB, "refused_by": ANA} in rows
+    assert rows[4] == {"status_code": 429, "attempts": 1, "executor_account": BOB, "refused_by": BOB}
+    assert rows[5] == {"status_code": 429, "attempts": 0, "executor_account": "", "refused_by": ""}
+    assert rows[7]["status_code"] == 200
+
+
+def test_the_gateways_sharing_redis_know_each_others_cooldowns(
+    distributed: Deployment, two_gateways: tuple[Gateway, Gateway], free_tier: ThreadedUpstream
+) -> None:
+    calling, observing = two_gateways
+    through_free_tier_quotas(calling, free_tier, distributed.proxy_key("dora"), "shared", observer=observing)
+
+
+def through_free_tier_quotas(
+    gateway: Gateway, free_tier: ThreadedUpstream, proxy_key: str, install: str, observer: Gateway | None = None
+) -> None:
+    """The scenario: both accounts fresh, used up one after the other, then one back; ``observer``'s /healthz."""
+    client = sdk_client(gateway, proxy_key)
+    observer = observer or gateway
     # Four calls: ana serves one and refuses the next, which bob serves; bob serves three.
     for n in range(4):
         assert client.models.generate_content(model=MODEL, contents=f"call {n}").text == f"echo: call {n}"
-    assert refusals(free_tier) == ["quota-ana"]
-    assert [(row["account"], row["model"]) for row in gateway.health()["cooldowns"]] == [(ANA, MODEL)]
+    assert refusals(free_tier, install) == ["ana"]
+    assert [(row["account"], row["model"]) for row in observer.health()["cooldowns"]] == [(ANA, MODEL)]
 
     # Bob refuses too: the call ends with Google's 429, as does the next one, which no account sees.
     with pytest.raises(errors.ClientError):
@@ -89,16 +131,9 @@ def test_quota_refusals_fail_over_then_come_back_at_once_as_googles_429_then_pas
     with pytest.raises(errors.ClientError) as streamed:
         list(client.models.generate_content_stream(model=MODEL, contents="streamed, everyone is out"))
     assert (streamed.value.code, time.monotonic() - began < 0.5) == (429, True)
-    cooling = gateway.health()["cooldowns"]
+    cooling = observer.health()["cooldowns"]
     assert sorted(row["account"] for row in cooling) == [ANA, BOB]
     assert all(1 <= row["seconds_left"] <= WINDOW for row in cooling)
 
     time.sleep(retry_after)
     assert client.models.generate_content(model=MODEL, contents="back again").text == "echo: back again"
-
-    wait_until(lambda: len(usage_rows(deployment)) >= 8, timeout=10, what="the usage records")
-    rows = usage_rows(deployment)[-8:]
-    assert {"status_code": 200, "attempts": 2, "executor_account": BOB, "refused_by": ANA} in rows
-    assert rows[4] == {"status_code": 429, "attempts": 1, "executor_account": BOB, "refused_by": BOB}
-    assert rows[5] == {"status_code": 429, "attempts": 0, "executor_account": "", "refused_by": ""}
-    assert rows[7]["status_code"] == 200
