@@ -261,6 +261,9 @@ class UsageRecord(models.Model):
     response_bytes = models.PositiveBigIntegerField(default=0)
     executor_account = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    refused_by = models.CharField(
+        max_length=200, blank=True, help_text="Executor accounts that answered 429 to this call, in order."
+    )
     latency_ms = models.PositiveIntegerField(default=0)
     ttfb_ms = models.PositiveIntegerField(null=True, blank=True)
     client_ip = models.CharField(max_length=45, blank=True)

@@ -75,8 +75,9 @@ class UsageEvent:
     cached_tokens: int = 0
     request_bytes: int = 0
     response_bytes: int = 0
-    executor_account: str = ""
+    executor_account: str = ""  # the account whose answer the client got
     attempts: int = 0
+    refused_by: str = ""  # accounts that answered 429 to this call, comma-separated, in order
     latency_ms: int = 0
     ttfb_ms: int | None = None
     client_ip: str = ""

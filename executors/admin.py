@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime
 
@@ -10,9 +11,10 @@ from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from executors.models import ExecutorAccount
+from executors.registry import Cooldown
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,39 @@ def live_executors() -> list[dict] | None:
     ]
 
 
+def cooldowns() -> list[Cooldown] | None:
+    """The cooldowns in force after upstream 429s, or None when the registry cannot be read."""
+    try:
+        from executors.registry import get_registry
+
+        return async_to_sync(get_registry().cooldowns)()
+    except Exception:
+        logger.exception("could not read the cooldowns from the registry")
+        return None
+
+
+def cooldown_lines(account_id: int, found: list[Cooldown] | None) -> str:
+    """One line per model the account is cooling down for: how long still, and until when (UTC)."""
+    if found is None:
+        return "?"
+    now = time.time()
+    mine = [cooldown for cooldown in found if cooldown.account_id == account_id and cooldown.until > now]
+    if not mine:
+        return "—"
+    return format_html_join(
+        format_html("<br>"),
+        "{}: {} s left (until {} UTC)",
+        (
+            (
+                cooldown.model,
+                max(1, math.ceil(cooldown.until - now)),
+                datetime.fromtimestamp(cooldown.until, tz=UTC).strftime("%H:%M:%S"),
+            )
+            for cooldown in mine
+        ),
+    )
+
+
 def show_token_once(request: HttpRequest, account: ExecutorAccount, token: str) -> None:
     messages.warning(
         request,
@@ -58,6 +93,7 @@ class ExecutorAccountAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         request.live_executors = live_executors()
+        request.cooldowns = cooldowns()
         context = {**(extra_context or {}), "live_executors": request.live_executors}
         return super().changelist_view(request, context)
 
@@ -70,7 +106,13 @@ class ExecutorAccountAdmin(admin.ModelAdmin):
                 return "?"
             return str(sum(1 for row in rows if row.get("account_id") == account.pk))
 
-        return ("label", "enabled", connected, "created_at")
+        found = getattr(request, "cooldowns", None)
+
+        @admin.display(description="cooling down after a 429")
+        def cooling_down(account: ExecutorAccount) -> str:
+            return cooldown_lines(account.pk, found)
+
+        return ("label", "enabled", connected, cooling_down, "created_at")
 
     def save_model(self, request: HttpRequest, obj: ExecutorAccount, form, change: bool) -> None:
         token = None if change else obj.set_new_token()

@@ -2,8 +2,11 @@
 
 ``Exchange.start`` chooses an executor, sends the task, and returns once the
 response's head and first body piece are known; until then a failed attempt
-is retried on another executor, invisibly to the client. ``Exchange.body``
-streams the rest. ``Exchange.close`` (always, in ``finally``) cancels an
+is retried on another executor, invisibly to the client. An upstream 429
+cools its account down for the model as long as the upstream asked
+(``executors.cooldown``); when every account able to serve the model is
+cooling down, ``start`` raises ``CoolingDown`` at once rather than wait for
+one. ``Exchange.body`` streams the rest. ``Exchange.close`` (always, in ``finally``) cancels an
 unfinished attempt and frees the executor's slot.
 """
 
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,7 +23,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from executors import protocol
-from executors.registry import Lease, get_registry
+from executors.cooldown import READ_LIMIT, upstream_delay
+from executors.registry import Choice, Lease, get_registry
 from executors.reply import ReplyChannel
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,21 @@ class DispatchError(Exception):
         self.status = status
         self.message = message
         self.outcome = outcome  # the usage record's outcome
+
+
+class CoolingDown(DispatchError):
+    """Every account that could serve the model is out of upstream quota; the first is free in ``retry_after`` s."""
+
+    def __init__(self, model: str, seconds: float) -> None:
+        self.model = model
+        self.seconds = max(0.0, seconds)
+        self.retry_after = max(1, math.ceil(self.seconds))
+        super().__init__(
+            429,
+            "RESOURCE_EXHAUSTED",
+            f"Every executor account is out of quota for {model or 'this model'}; retry in {self.retry_after} s.",
+            "upstream_error",
+        )
 
 
 def _unavailable(message: str, outcome: str = "unavailable") -> DispatchError:
@@ -93,11 +114,21 @@ class ResponseHead:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Refusal:
+    """An upstream error answer kept while another executor is tried: relayed if nothing better comes."""
+
+    head: ResponseHead
+    pieces: list[bytes]
+    account_label: str
+
+
 class Exchange:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.attempts = 0
-        self.account_label = ""
+        self.account_label = ""  # the account whose answer the client gets
+        self.refused_by: list[str] = []  # accounts that answered 429, in order
         self.reply = ReplyChannel()
         self.registry = get_registry()
         self.lease: Lease | None = None
@@ -112,14 +143,18 @@ class Exchange:
     async def start(self) -> ResponseHead:
         await self.reply.open()
         tried: set[str] = set()
-        fallback: ResponseHead | None = None
-        failure = _unavailable("No executor is available to serve this request. Try again later.")
+        fallback: _Refusal | None = None
+        failure: DispatchError = _unavailable("No executor is available to serve this request. Try again later.")
         for attempt in range(settings.GEMPROXY_MAX_ATTEMPTS):
             # After an upstream error there is an answer to relay, so only an
             # executor that is free right now is worth a retry.
             wait = 0.0 if fallback else settings.GEMPROXY_DISPATCH_WAIT
-            lease = await self._acquire(frozenset(tried), wait)
+            choice = await self._acquire(frozenset(tried), wait)
+            lease = choice.lease
             if lease is None:
+                # An upstream's 5xx says more than our 429 would; its 429 says less.
+                if choice.all_cooling and (fallback is None or fallback.head.status == 429):
+                    raise self._cooling_down(choice)
                 break
             tried.add(lease.connection_id)
             try:
@@ -128,17 +163,33 @@ class Exchange:
                 failure = failed.error
                 await self._abandon()
                 continue
-            last = attempt == settings.GEMPROXY_MAX_ATTEMPTS - 1
-            if head.status not in RETRYABLE_STATUSES or last:
+            if head.status == 429:
+                await self._read_to_end()
+                await self._cool_down(lease, head)
+            if head.status not in RETRYABLE_STATUSES or attempt == settings.GEMPROXY_MAX_ATTEMPTS - 1:
                 return head
             await self._read_to_end()
-            if head.status == 429:
-                await self.registry.cool_down(lease.account_id, self.task.model, settings.GEMPROXY_COOLDOWN)
+            fallback = _Refusal(head, list(self._pieces), lease.account_label)
             await self._abandon()
-            fallback = head
         if fallback is not None:
-            return fallback
+            self._pieces, self.finished, self.account_label = fallback.pieces, True, fallback.account_label
+            return fallback.head
         raise failure
+
+    def _cooling_down(self, choice: Choice) -> CoolingDown:
+        self.account_label = self.refused_by[-1] if self.refused_by else ""
+        assert choice.cooling_until is not None  # all_cooling implies one
+        return CoolingDown(self.task.model, choice.cooling_until - time.time())
+
+    async def _cool_down(self, lease: Lease, head: ResponseHead) -> None:
+        """Leave the refusing account out for this model as long as the upstream said, else the default."""
+        self.refused_by.append(lease.account_label)
+        said = upstream_delay(head.headers, b"".join(self._pieces)[:READ_LIMIT])
+        seconds = settings.GEMPROXY_COOLDOWN if said is None else said
+        await self.registry.cool_down(lease.account_id, self.task.model, seconds, lease.account_label)
+        if said is not None and not any(name.lower() == "retry-after" for name in head.headers):
+            # Relayed as it is, the answer then tells every client, not only the SDKs, when to come back.
+            head.headers["Retry-After"] = str(max(1, math.ceil(said)))
 
     async def body(self) -> AsyncIterator[bytes]:
         """The response body, piece by piece as the executor sends it."""
@@ -157,15 +208,19 @@ class Exchange:
         finally:
             await self.reply.close()
 
-    async def _acquire(self, exclude: frozenset[str], wait: float) -> Lease | None:
+    async def _acquire(self, exclude: frozenset[str], wait: float) -> Choice:
+        """A lease, or the registry's word on why there is none: at once when waiting cannot help."""
         give_up = min(self._loop.time() + wait, self._deadline)
         while True:
-            lease = await self.registry.acquire(self.task.model, exclude)
-            if lease is not None:
-                return lease
+            choice = await self.registry.choose(self.task.model, exclude)
+            if choice.lease is not None or choice.all_cooling:
+                return choice
             remaining = give_up - self._loop.time()
             if remaining <= 0:
-                return None
+                return choice
+            if choice.cooling_until is not None:
+                # The end of a cooldown frees an executor too, and nothing announces it.
+                remaining = min(remaining, max(0.01, choice.cooling_until - time.time()))
             await self.registry.wait_for_change(remaining)
 
     async def _attempt(self, lease: Lease) -> ResponseHead:

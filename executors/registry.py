@@ -2,9 +2,13 @@
 
 Two implementations behind one interface, picked by settings.GEMPROXY_REGISTRY:
 ``LocalRegistry`` (embedded: one process) and ``RedisRegistry`` (any number of
-Daphne processes share it). ``acquire`` is atomic in both: it picks the
+Daphne processes share it). ``choose`` is atomic in both: it picks the
 executor with the fewest tasks in flight, ties in turn, never beyond its
-announced concurrency, and counts the new task in one step.
+announced concurrency, and counts the new task in one step. An account the
+upstream refused for a model (429) cools down for it: ``choose`` leaves its
+executors out for that model and, when it finds no executor, says whether
+they are all cooling down and when the first one is free again, so that the
+dispatcher answers at once instead of waiting for a slot that cannot come.
 """
 
 from __future__ import annotations
@@ -45,6 +49,30 @@ class Lease:
     account_label: str
 
 
+@dataclass(frozen=True)
+class Choice:
+    """What ``choose`` found: a lease, or why there is none.
+
+    ``cooling_until`` is the earliest end (epoch seconds) of a cooldown among
+    the live executors for this model, excluded ones included: a freed account
+    can serve the client's next call. ``all_cooling`` says that no executor
+    this call may still use is free of a cooldown (busy ones are not cooling:
+    their slots free up), and that at least one is cooling: waiting cannot help.
+    """
+
+    lease: Lease | None = None
+    cooling_until: float | None = None
+    all_cooling: bool = False
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    account_id: int
+    account_label: str
+    model: str
+    until: float  # epoch seconds
+
+
 class Registry:
     async def register(self, info: ExecutorInfo, deadline: float) -> None:
         raise NotImplementedError
@@ -65,15 +93,26 @@ class Registry:
     async def unregister(self, connection_id: str) -> None:
         raise NotImplementedError
 
+    async def choose(self, model: str, exclude: frozenset[str] = frozenset()) -> Choice:
+        """Claim a slot on the best executor able to serve ``model`` now, in one atomic step."""
+        raise NotImplementedError
+
     async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> Lease | None:
         """Claim a slot on the best executor able to serve ``model`` now, or None."""
-        raise NotImplementedError
+        return (await self.choose(model, exclude)).lease
 
     async def release(self, lease: Lease) -> None:
         raise NotImplementedError
 
-    async def cool_down(self, account_id: int, model: str, seconds: float) -> None:
-        """Leave this account out for this model for a while (after an upstream 429)."""
+    async def cool_down(self, account_id: int, model: str, seconds: float, account_label: str = "") -> None:
+        """Leave this account out for this model for ``seconds`` from now (after an upstream 429).
+
+        The latest refusal decides: it carries the upstream's freshest word on when to come back.
+        """
+        raise NotImplementedError
+
+    async def cooldowns(self) -> list[Cooldown]:
+        """The cooldowns in force, by account and model, for the admin and /healthz."""
         raise NotImplementedError
 
     async def wait_for_change(self, seconds: float) -> None:
@@ -94,7 +133,7 @@ class LocalRegistry(Registry):
         self._executors: dict[str, ExecutorInfo] = {}
         self._deadlines: dict[str, float] = {}
         self._in_flight: dict[str, int] = {}
-        self._cool_until: dict[tuple[int, str], float] = {}
+        self._cooldowns: dict[tuple[int, str], Cooldown] = {}
         self._turn = itertools.count()
         self._changed = asyncio.Event()
 
@@ -121,31 +160,41 @@ class LocalRegistry(Registry):
         self._in_flight.pop(connection_id, None)
         self._notify()
 
-    async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> Lease | None:
+    async def choose(self, model: str, exclude: frozenset[str] = frozenset()) -> Choice:
         now = time.time()
-        candidates = [
-            info
-            for connection_id, info in sorted(self._executors.items())
-            if connection_id not in exclude
-            and self._deadlines[connection_id] >= now
-            and self._in_flight[connection_id] < info.max_concurrency
-            and self._cool_until.get((info.account_id, model), 0) <= now
-        ]
+        live = [info for key, info in sorted(self._executors.items()) if self._deadlines[key] >= now]
+        cooling = {info.account_id: self._cooling_until(info.account_id, model, now) for info in live}
+        ends = [until for until in cooling.values() if until is not None]
+        cooling_until = min(ends) if ends else None
+        usable = [info for info in live if info.connection_id not in exclude and cooling[info.account_id] is None]
+        candidates = [info for info in usable if self._in_flight[info.connection_id] < info.max_concurrency]
         if not candidates:
-            return None
+            return Choice(None, cooling_until, all_cooling=not usable and cooling_until is not None)
         fewest = min(self._in_flight[info.connection_id] for info in candidates)
         tied = [info for info in candidates if self._in_flight[info.connection_id] == fewest]
         chosen = tied[next(self._turn) % len(tied)]
         self._in_flight[chosen.connection_id] += 1
-        return Lease(chosen.connection_id, chosen.channel_name, chosen.account_id, chosen.account_label)
+        lease = Lease(chosen.connection_id, chosen.channel_name, chosen.account_id, chosen.account_label)
+        return Choice(lease, cooling_until)
+
+    def _cooling_until(self, account_id: int, model: str, now: float) -> float | None:
+        cooldown = self._cooldowns.get((account_id, model))
+        return cooldown.until if cooldown is not None and cooldown.until > now else None
 
     async def release(self, lease: Lease) -> None:
         if self._in_flight.get(lease.connection_id, 0) > 0:
             self._in_flight[lease.connection_id] -= 1
         self._notify()
 
-    async def cool_down(self, account_id: int, model: str, seconds: float) -> None:
-        self._cool_until[(account_id, model)] = time.time() + seconds
+    async def cool_down(self, account_id: int, model: str, seconds: float, account_label: str = "") -> None:
+        label = account_label or f"account {account_id}"
+        self._cooldowns[(account_id, model)] = Cooldown(account_id, label, model, time.time() + seconds)
+
+    async def cooldowns(self) -> list[Cooldown]:
+        now = time.time()
+        for key in [key for key, cooldown in self._cooldowns.items() if cooldown.until <= now]:
+            del self._cooldowns[key]
+        return sorted(self._cooldowns.values(), key=lambda c: (c.account_label, c.model))
 
     async def wait_for_change(self, seconds: float) -> None:
         try:
@@ -175,25 +224,43 @@ for _, id in ipairs(expired) do
 end
 """
 
-# KEYS: executors hash, deadlines zset, in-flight hash, turn counter.
-# ARGV: now, model, cool-down key prefix, excluded ids...
-# Cool-down keys are built inside the script, so this needs a single Redis
-# (not Redis Cluster), which is what gemproxy deploys.
-_ACQUIRE = (
+# KEYS: executors hash, deadlines zset, in-flight hash, turn counter, cooldowns hash.
+# ARGV: now, model, excluded ids...
+# Answers {kind, chosen executor or "", earliest cooldown end or ""}, kind being
+# "lease", "busy" (wait for a slot), "cooling" (every usable one cools down) or
+# "none". A cooldown is the field "<account id>:<model>" of the cooldowns hash,
+# holding {"label", "ends"}; one past its end is ignored (and pruned by _COOLDOWNS).
+_CHOOSE = (
     _PRUNE
-    + """local excluded = {}
-for i = 4, #ARGV do excluded[ARGV[i]] = true end
+    + """local model = ARGV[2]
+local excluded = {}
+for i = 3, #ARGV do excluded[ARGV[i]] = true end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')
 table.sort(ids)
-local tied, fewest = {}, nil
-for _, id in ipairs(ids) do
-  if not excluded[id] then
-    local raw = redis.call('HGET', KEYS[1], id)
+local ends_of = {}
+local function cooling_end(account)
+  if ends_of[account] == nil then
+    ends_of[account] = false
+    local raw = redis.call('HGET', KEYS[5], account .. ':' .. model)
     if raw then
-      local info = cjson.decode(raw)
+      local ends = tonumber(cjson.decode(raw).ends)
+      if ends and ends > now then ends_of[account] = ends end
+    end
+  end
+  return ends_of[account]
+end
+local tied, fewest, usable, earliest = {}, nil, false, nil
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local info = cjson.decode(raw)
+    local ends = cooling_end(tostring(info.account_id))
+    if ends then
+      if earliest == nil or ends < earliest then earliest = ends end
+    elseif not excluded[id] then
+      usable = true
       local n = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-      local cool = ARGV[3] .. info.account_id .. ':' .. ARGV[2]
-      if n < info.max_concurrency and redis.call('EXISTS', cool) == 0 then
+      if n < info.max_concurrency then
         if fewest == nil or n < fewest then
           tied, fewest = {raw}, n
         elseif n == fewest then
@@ -203,12 +270,35 @@ for _, id in ipairs(ids) do
     end
   end
 end
-if fewest == nil then return nil end
-local chosen = tied[(redis.call('INCR', KEYS[4]) % #tied) + 1]
-redis.call('HINCRBY', KEYS[3], cjson.decode(chosen).connection_id, 1)
-return chosen
+local until_text = earliest and string.format('%.6f', earliest) or ''
+if fewest ~= nil then
+  local chosen = tied[(redis.call('INCR', KEYS[4]) % #tied) + 1]
+  redis.call('HINCRBY', KEYS[3], cjson.decode(chosen).connection_id, 1)
+  return {'lease', chosen, until_text}
+end
+if usable then return {'busy', '', until_text} end
+if earliest then return {'cooling', '', until_text} end
+return {'none', '', ''}
 """
 )
+
+# KEYS: cooldowns hash. ARGV: now. Forgets the cooldowns that are over, in one
+# step so that a fresh one set meanwhile by another process is never lost.
+_COOLDOWNS = """
+local now = tonumber(ARGV[1])
+local entries = redis.call('HGETALL', KEYS[1])
+local live = {}
+for i = 1, #entries, 2 do
+  local ends = tonumber(cjson.decode(entries[i + 1]).ends)
+  if ends and ends > now then
+    table.insert(live, entries[i])
+    table.insert(live, entries[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+return live
+"""
 
 # KEYS: in-flight hash. ARGV: executor id. Never below zero, never recreates a gone executor.
 _RELEASE = """
@@ -242,7 +332,9 @@ class RedisRegistry(Registry):
         self._deadlines = prefix + "deadlines"
         self._in_flight = prefix + "in_flight"
         self._turn = prefix + "turn"
-        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._cooldowns = prefix + "cooldowns"
+        self._choose = self._redis.register_script(_CHOOSE)
+        self._list_cooldowns = self._redis.register_script(_COOLDOWNS)
         self._release = self._redis.register_script(_RELEASE)
         self._heartbeat = self._redis.register_script(_HEARTBEAT)
         self._prune = self._redis.register_script(_PRUNE)
@@ -267,19 +359,31 @@ class RedisRegistry(Registry):
             pipe.zrem(self._deadlines, connection_id)
             await pipe.execute()
 
-    async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> Lease | None:
-        keys = [self._executors, self._deadlines, self._in_flight, self._turn]
-        raw = await self._acquire(keys=keys, args=[time.time(), model, self._prefix + "cool:", *exclude])
-        if raw is None:
-            return None
+    async def choose(self, model: str, exclude: frozenset[str] = frozenset()) -> Choice:
+        keys = [self._executors, self._deadlines, self._in_flight, self._turn, self._cooldowns]
+        kind, raw, until = await self._choose(keys=keys, args=[time.time(), model, *exclude])
+        cooling_until = float(until) if until else None
+        if kind != b"lease":
+            return Choice(None, cooling_until, all_cooling=kind == b"cooling")
         info = json.loads(raw)
-        return Lease(info["connection_id"], info["channel_name"], info["account_id"], info["account_label"])
+        lease = Lease(info["connection_id"], info["channel_name"], info["account_id"], info["account_label"])
+        return Choice(lease, cooling_until)
 
     async def release(self, lease: Lease) -> None:
         await self._release(keys=[self._in_flight], args=[lease.connection_id])
 
-    async def cool_down(self, account_id: int, model: str, seconds: float) -> None:
-        await self._redis.set(f"{self._prefix}cool:{account_id}:{model}", 1, px=max(1, int(seconds * 1000)))
+    async def cool_down(self, account_id: int, model: str, seconds: float, account_label: str = "") -> None:
+        entry = {"label": account_label or f"account {account_id}", "model": model, "ends": time.time() + seconds}
+        await self._redis.hset(self._cooldowns, f"{account_id}:{model}", json.dumps(entry))
+
+    async def cooldowns(self) -> list[Cooldown]:
+        entries = await self._list_cooldowns(keys=[self._cooldowns], args=[time.time()])
+        found = []
+        for field_name, raw in zip(entries[::2], entries[1::2], strict=True):
+            entry = json.loads(raw)
+            account_id = int(field_name.decode().split(":", 1)[0])
+            found.append(Cooldown(account_id, entry["label"], entry["model"], float(entry["ends"])))
+        return sorted(found, key=lambda c: (c.account_label, c.model))
 
     async def wait_for_change(self, seconds: float) -> None:
         await asyncio.sleep(min(seconds, self.POLL_SECONDS))

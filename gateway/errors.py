@@ -6,7 +6,7 @@ import json
 
 from django.http import HttpResponse
 
-from accounts.rejections import Rejection
+from accounts.rejections import QUOTA_FAILURE, RETRY_INFO, Rejection
 
 
 class ApiError(Exception):
@@ -81,4 +81,37 @@ def missing_api_key() -> ApiError:
         "Method doesn't allow unregistered callers (callers without established identity). "
         "Please use API Key or other form of API consumer identity to call this API.",
         outcome="rejected_auth",
+    )
+
+
+def quota_exhausted(model: str, seconds: float, retry_after: int) -> ApiError:
+    """Every executor account that could serve ``model`` is cooling down after the upstream's 429.
+
+    Worded and shaped as Google's free-tier 429, so that SDKs and tools back
+    off as they would with Google; ``Retry-After`` and ``RetryInfo`` say when
+    the first account is free again (rounded up: earlier would be refused).
+    """
+    name = model or "this model"
+    return ApiError(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "You exceeded your current quota, please check your plan and billing details. "
+        "For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. \n"
+        f"* Quota exceeded on every executor account of this gateway, model: {name}\n"
+        f"Please retry in {max(seconds, 0.1):.1f}s.",
+        details=[
+            {
+                "@type": QUOTA_FAILURE,
+                "violations": [
+                    {
+                        "quotaMetric": "gemproxy/executor_account_requests",
+                        "quotaId": "EveryExecutorAccountCoolingDown",
+                        "quotaDimensions": {"model": name},
+                    }
+                ],
+            },
+            {"@type": RETRY_INFO, "retryDelay": f"{retry_after}s"},
+        ],
+        outcome="upstream_error",
+        headers={"Retry-After": str(retry_after)},
     )

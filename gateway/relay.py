@@ -19,10 +19,10 @@ from redis.exceptions import RedisError
 from accounts import usage
 from accounts.limits import Admission, Rejection, admit
 from accounts.usage import UsageEvent
-from executors.dispatcher import DispatchError, Exchange, ResponseHead, Task
+from executors.dispatcher import CoolingDown, DispatchError, Exchange, ResponseHead, Task
 from gateway.answer_headers import JSON, SSE, relayed_headers
 from gateway.auth import authenticate
-from gateway.errors import ApiError, internal_error
+from gateway.errors import ApiError, internal_error, quota_exhausted
 from gateway.framing import JsonArrayFraming, SseFraming, UsageTracker
 from gateway.payload import checked_body
 from gateway.query import Query
@@ -74,6 +74,8 @@ def _backend_unavailable() -> ApiError:
 
 
 def _dispatch_error(error: DispatchError) -> ApiError:
+    if isinstance(error, CoolingDown):
+        return quota_exhausted(error.model, error.seconds, error.retry_after)
     return ApiError(error.http_status, error.status, error.message, outcome=error.outcome)
 
 
@@ -224,6 +226,7 @@ class Relay:
             if self.exchange is not None:
                 self.event.attempts = self.exchange.attempts
                 self.event.executor_account = self.exchange.account_label
+                self.event.refused_by = ", ".join(self.exchange.refused_by)
                 await self.exchange.close()
         except BACKEND_ERRORS as error:
             log.warning("could not cancel the attempt of %s: %r", self.call.method_name, error)
@@ -239,7 +242,7 @@ class Relay:
                 await self.admission.settle(event.total_tokens)
             usage.record(event)
             log.info(
-                "%s %s model=%s status=%s outcome=%s attempts=%s executor=%s tokens=%s ms=%s",
+                "%s %s model=%s status=%s outcome=%s attempts=%s executor=%s refused_by=%s tokens=%s ms=%s",
                 self.request.method,
                 event.method,
                 event.model or "-",
@@ -247,6 +250,7 @@ class Relay:
                 event.outcome,
                 event.attempts,
                 event.executor_account or "-",
+                event.refused_by or "-",
                 event.total_tokens,
                 event.latency_ms,
             )

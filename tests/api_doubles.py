@@ -96,6 +96,7 @@ class ScriptedExchanges:
 class _ScriptedExchange:
     attempts = 1
     account_label = "scripted"
+    refused_by: tuple[str, ...] = ()
 
     def __init__(self, script: ScriptedExchanges) -> None:
         self._script = script

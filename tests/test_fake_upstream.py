@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -159,6 +160,67 @@ async def test_error_429_directive_raises_client_error_with_retry_info(sdk):
     assert raised.value.status == "RESOURCE_EXHAUSTED"
     detail_types = [d["@type"] for d in raised.value.details["error"]["details"]]
     assert "type.googleapis.com/google.rpc.RetryInfo" in detail_types
+
+
+async def test_error_429_directive_answers_the_free_tiers_words_with_the_delay_asked(sdk):
+    with pytest.raises(errors.ClientError) as raised:
+        await sdk.aio.models.generate_content(model=MODEL, contents="too much #error=429 #retry-delay=1.5")
+
+    error = raised.value.details["error"]
+    assert error["message"].startswith("You exceeded your current quota, please check your plan and billing details.")
+    assert error["message"].endswith("\nPlease retry in 1.5s.")
+    assert error["details"][-1] == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+
+
+@pytest.fixture
+async def free_tier() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream(quotas={"limited-key": 2}, quota_window=0.6) as upstream:
+        yield upstream
+
+
+def client_of(fake: FakeUpstream, key: str) -> genai.Client:
+    return genai.Client(api_key=key, http_options={"base_url": fake.url})
+
+
+async def test_a_keys_free_tier_quota_refuses_the_call_beyond_it_as_google_does(free_tier):
+    limited = client_of(free_tier, "limited-key")
+    for n in range(2):
+        await limited.aio.models.generate_content(model=MODEL, contents=f"call {n}")
+
+    with pytest.raises(errors.ClientError) as raised:
+        [chunk async for chunk in await limited.aio.models.generate_content_stream(model=MODEL, contents="over")]
+
+    error = raised.value.details["error"]
+    assert (raised.value.code, error["status"]) == (429, "RESOURCE_EXHAUSTED")
+    assert re.search(r"limit: 2, model: gemini-2\.5-flash\nPlease retry in 0\.[0-9]{1,9}s\.$", error["message"])
+    help_, quota_failure, retry_info = error["details"]
+    assert help_["@type"] == "type.googleapis.com/google.rpc.Help"
+    assert help_["links"][0]["url"] == "https://ai.google.dev/gemini-api/docs/rate-limits"
+    assert quota_failure == {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [
+            {
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                "quotaDimensions": {"location": "global", "model": MODEL},
+                "quotaValue": "2",
+            }
+        ],
+    }
+    assert retry_info == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0s"}
+
+
+async def test_the_free_tier_quota_is_per_key_and_per_model_and_comes_back_after_its_window(free_tier):
+    limited = client_of(free_tier, "limited-key")
+    for n in range(2):
+        await limited.aio.models.generate_content(model=MODEL, contents=f"call {n}")
+    with pytest.raises(errors.ClientError):
+        await limited.aio.models.generate_content(model=MODEL, contents="refused")
+
+    await limited.aio.models.generate_content(model="gemini-2.5-pro", contents="another model")
+    await client_of(free_tier, "other-key").aio.models.generate_content(model=MODEL, contents="another key")
+    await asyncio.sleep(0.7)
+    assert (await limited.aio.models.generate_content(model=MODEL, contents="a new window")).text
 
 
 async def test_error_503_directive_raises_server_error(sdk):

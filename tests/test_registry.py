@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from executors.registry import ExecutorInfo, LocalRegistry, RedisRegistry, Registry
+from executors.registry import Choice, ExecutorInfo, LocalRegistry, RedisRegistry, Registry
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -148,3 +148,86 @@ async def test_an_executor_past_its_deadline_is_not_counted_and_is_forgotten(reg
     assert [row["executor_id"] for row in rows] == ["live"]
     assert await registry.heartbeat("conn-gone", alive(), in_flight=0) is False
     assert await registry.heartbeat("conn-live", alive(), in_flight=0) is True
+
+
+async def test_when_every_account_cools_down_the_choice_says_so_and_when_the_first_is_free(
+    registry: Registry,
+) -> None:
+    await registry.register(executor("a", account=1), alive())
+    await registry.register(executor("b", account=2), alive())
+    await registry.cool_down(1, "gemini-2.5-pro", 30)
+    await registry.cool_down(2, "gemini-2.5-pro", 10)
+
+    choice = await registry.choose("gemini-2.5-pro")
+
+    assert (choice.lease, choice.all_cooling) == (None, True)
+    assert choice.cooling_until == pytest.approx(time.time() + 10, abs=1)
+
+
+async def test_busy_executors_of_an_account_not_cooling_mean_waiting_not_refusing(registry: Registry) -> None:
+    await registry.register(executor("a", account=1), alive())
+    await registry.register(executor("b", slots=1, account=2), alive())
+    await registry.cool_down(1, "m", 30)
+    assert (await registry.choose("m")).lease.connection_id == "conn-b"
+
+    choice = await registry.choose("m")
+
+    assert (choice.lease, choice.all_cooling) == (None, False)
+    assert choice.cooling_until == pytest.approx(time.time() + 30, abs=1)
+
+
+async def test_without_executors_nothing_is_cooling(registry: Registry) -> None:
+    await registry.cool_down(1, "m", 30)  # the account's executors are gone
+
+    assert await registry.choose("m") == Choice(None, None, all_cooling=False)
+
+
+async def test_excluded_executors_cannot_be_waited_for_but_their_cooldowns_count(registry: Registry) -> None:
+    await registry.register(executor("a", account=1), alive())
+    await registry.register(executor("b", account=2), alive())
+    await registry.cool_down(1, "m", 5)  # refused this call, and is the first free again
+    await registry.cool_down(2, "m", 50)
+
+    choice = await registry.choose("m", frozenset({"conn-a"}))
+
+    assert choice.all_cooling
+    assert choice.cooling_until == pytest.approx(time.time() + 5, abs=1)
+
+
+async def test_an_excluded_executor_that_is_not_cooling_does_not_make_it_a_cooldown(registry: Registry) -> None:
+    await registry.register(executor("a", account=1), alive())  # lost this call's task, say
+
+    choice = await registry.choose("m", frozenset({"conn-a"}))
+
+    assert (choice.lease, choice.all_cooling, choice.cooling_until) == (None, False, None)
+
+
+async def test_a_cooldown_ends_when_the_upstream_said(registry: Registry) -> None:
+    await registry.register(executor("a", account=1), alive())
+    await registry.cool_down(1, "m", 0.3)
+    assert (await registry.choose("m")).all_cooling
+
+    await asyncio.sleep(0.4)
+
+    assert (await registry.choose("m")).lease is not None
+    assert await registry.cooldowns() == []
+
+
+async def test_the_latest_refusal_sets_the_cooldown(registry: Registry) -> None:
+    await registry.cool_down(1, "m", 3000, account_label="ana@example.com")
+    await registry.cool_down(1, "m", 20, account_label="ana@example.com")
+
+    [cooldown] = await registry.cooldowns()
+
+    assert cooldown.until == pytest.approx(time.time() + 20, abs=1)
+
+
+async def test_cooldowns_are_listed_by_account_and_model(registry: Registry) -> None:
+    await registry.cool_down(2, "gemini-2.5-pro", 40, account_label="bob@example.com")
+    await registry.cool_down(1, "gemini-2.5-flash", 20, account_label="ana@example.com")
+    await registry.cool_down(1, "gemini-2.5-pro", 0.01, account_label="ana@example.com")
+    await asyncio.sleep(0.05)
+
+    rows = [(c.account_id, c.account_label, c.model) for c in await registry.cooldowns()]
+
+    assert rows == [(1, "ana@example.com", "gemini-2.5-flash"), (2, "bob@example.com", "gemini-2.5-pro")]

@@ -28,6 +28,9 @@ being answered. `GeminiStandIn(valid_keys={"k"})` makes it check API keys as Goo
 does (403 without a key, 400 API_KEY_INVALID for a wrong one); by default any
 caller is accepted, as AI Studio's environment does for the browser executor.
 `GeminiStandIn(disclose=True)` marks every answer's `modelVersion` as the stand-in's.
+`GeminiStandIn(quotas={"key-a": 2}, quota_window=60)` gives the upstream key
+`key-a` Google's free-tier quota of 2 generate calls per model per window,
+refused beyond it with Google's exact 429 (`executors/standin/quota.py`).
 
 Standalone (the demo, the benchmarks): `python -m executors.standin --port 8601`
 prints its URL as its only line of output, and discloses itself in every answer;
@@ -38,7 +41,9 @@ Directives, written anywhere in the last user text of a request:
     #hold              stream: send the first chunk, then wait for release()
     #chunks=N          stream: N chunks (default 3)
     #error=CODE        answer with Google's error for CODE (400, 403, 404, 429, 500, 503, 504);
-                       429 is RESOURCE_EXHAUSTED with QuotaFailure and RetryInfo details
+                       429 is the free tier's RESOURCE_EXHAUSTED, word for word: Help, QuotaFailure
+                       and RetryInfo details, the message ending "Please retry in 7.2s."
+    #retry-delay=S     with #error=429: the delay it asks for (default 7.2 s)
     #slow=SECONDS      wait before answering
     #midstream-error   stream: one chunk, then an in-stream error object (500 INTERNAL), as Google does
     #midstream-drop    stream: one chunk, then close the connection abruptly

@@ -43,25 +43,50 @@ class GoogleError(Exception):
         return {"error": error}
 
 
-def directive_error(code: int, model_id: str) -> GoogleError:
+RATE_LIMITS_DOC = "https://ai.google.dev/gemini-api/docs/rate-limits"
+FREE_TIER_METRIC = "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+
+
+def free_tier_quota_error(model_id: str, limit: int, retry_in: float) -> GoogleError:
+    """Google's free-tier 429, word for word: the message ends "Please retry in 36.962214405s."
+
+    ``RetryInfo.retryDelay`` holds whole seconds (rounded down), the message the exact time.
+    """
+    retry_in = max(0.0, retry_in)
+    exact = f"{retry_in:.9f}".rstrip("0").rstrip(".")
+    return GoogleError(
+        429,
+        "You exceeded your current quota, please check your plan and billing details. "
+        f"For more information on this error, head to: {RATE_LIMITS_DOC}. "
+        "To monitor your current usage, head to: https://ai.dev/rate-limit. \n"
+        f"* Quota exceeded for metric: {FREE_TIER_METRIC}, limit: {limit}, model: {model_id}\n"
+        f"Please retry in {exact}s.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [{"description": "Learn more about Gemini API quotas", "url": RATE_LIMITS_DOC}],
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": FREE_TIER_METRIC,
+                        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                        "quotaDimensions": {"location": "global", "model": model_id},
+                        "quotaValue": str(limit),
+                    }
+                ],
+            },
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{int(retry_in)}s"},
+        ],
+    )
+
+
+# What #error=429 answers when no #retry-delay says otherwise.
+DEFAULT_RETRY_DELAY = 7.2
+
+
+def directive_error(code: int, model_id: str, retry_delay: float | None = None) -> GoogleError:
     if code == 429:
-        return GoogleError(
-            429,
-            _DEFAULT_MESSAGES[429],
-            [
-                {
-                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                    "violations": [
-                        {
-                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-                            "quotaDimensions": {"location": "global", "model": model_id},
-                            "quotaValue": "10",
-                        }
-                    ],
-                },
-                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
-            ],
-        )
-    message = _DEFAULT_MESSAGES.get(code, f"Error {code} requested from the gemproxy stand-in by #error.")
-    return GoogleError(code, message)
+        return free_tier_quota_error(model_id, 10, DEFAULT_RETRY_DELAY if retry_delay is None else retry_delay)
+    return GoogleError(code, _DEFAULT_MESSAGES.get(code, f"Fake error {code} requested by #error."))

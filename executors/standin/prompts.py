@@ -16,7 +16,9 @@ DEFAULT_STREAM_CHUNKS = 3
 # Google counts a fixed number of tokens per image.
 TOKENS_PER_INLINE_PART = 258
 
-_DIRECTIVE = re.compile(r"#(hold|think|midstream-error|midstream-drop|chunks=\d+|error=\d{3}|slow=[\d.]+)")
+_DIRECTIVE = re.compile(
+    r"#(hold|think|midstream-error|midstream-drop|chunks=\d+|error=\d{3}|slow=[\d.]+|retry-delay=\d{1,6}(?:\.\d{1,3})?)"
+)
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Directives:
     chunks: int = DEFAULT_STREAM_CHUNKS
     error: int | None = None
     slow: float = 0.0
+    retry_delay: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Directives:
@@ -40,6 +43,8 @@ class Directives:
                 found.error = int(value)
             elif name == "slow":
                 found.slow = float(value)
+            elif name == "retry-delay":
+                found.retry_delay = float(value)
             else:
                 setattr(found, name.replace("-", "_"), True)
         return found

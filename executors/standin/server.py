@@ -20,6 +20,7 @@ from executors.standin.answers import (
 from executors.standin.catalog import API_VERSIONS, EMBEDDING_DIMENSIONS, MODELS, _find_model
 from executors.standin.errors import GoogleError, directive_error
 from executors.standin.prompts import Directives, Prompt, _as_list, get_field
+from executors.standin.quota import FreeTierQuota
 
 # Headers a browser may read on Google's answers; the browser executor needs these.
 _EXPOSED_HEADERS = (
@@ -68,8 +69,17 @@ class GeminiStandIn:
     is what the product starts, always discloses.
     """
 
-    def __init__(self, *, valid_keys: set[str] | None = None, record: bool = True, disclose: bool = False):
+    def __init__(
+        self,
+        *,
+        valid_keys: set[str] | None = None,
+        record: bool = True,
+        disclose: bool = False,
+        quotas: dict[str, int] | None = None,
+        quota_window: float = 60.0,
+    ):
         self.valid_keys = valid_keys
+        self.quota = FreeTierQuota(quotas or {}, quota_window)
         self.record = record
         self.disclose = disclose
         self.requests: list[RecordedRequest] = []
@@ -236,15 +246,20 @@ class GeminiStandIn:
         if directives.slow:
             await asyncio.sleep(directives.slow)
         if directives.error:
-            raise directive_error(directives.error, model_id)
+            raise directive_error(directives.error, model_id, directives.retry_delay)
         return directives
 
+    def _charge_quota(self, request: web.Request, model_id: str) -> None:
+        self.quota.charge(request.headers.get("x-goog-api-key") or request.query.get("key"), model_id)
+
     async def _generate(self, request: web.Request, model: dict, payload: dict) -> web.Response:
+        self._charge_quota(request, model["baseModelId"])
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         await self._apply_directives(prompt, model["baseModelId"])
         return _ok(Generation(prompt, model["baseModelId"], disclose=self.disclose).whole())
 
     async def _stream(self, request: web.Request, model: dict, payload: dict) -> web.StreamResponse:
+        self._charge_quota(request, model["baseModelId"])
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         directives = await self._apply_directives(prompt, model["baseModelId"])
         # Taken before the first write, so a release() that follows it is never missed.

@@ -128,7 +128,7 @@ def test_without_executors_the_client_gets_unavailable(deployment: Deployment, p
     assert raised.value.status == "UNAVAILABLE"
 
 
-def test_an_upstream_429_is_retried_on_another_account_then_relayed(
+def test_an_upstream_429_is_retried_on_another_account_then_answered_with_retry_info(
     deployment: Deployment, proxy_key: str, upstream: ThreadedUpstream
 ) -> None:
     gateway = deployment.start_gateway("gw-429")
@@ -144,6 +144,8 @@ def test_an_upstream_429_is_retried_on_another_account_then_relayed(
 
     assert raised.value.code == 429
     assert len(set(executors_that_served(upstream, "everyone is limited"))) == 2
+    # Both accounts now cool down for 7.2 s, as the fake's 429 said: the gateway says when to come back.
+    assert raised.value.response.headers["retry-after"] in ("7", "8")
 
 
 def test_an_executor_that_stops_answering_heartbeats_leaves(
