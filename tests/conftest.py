@@ -59,6 +59,22 @@ def counter_backend(request: pytest.FixtureRequest, settings) -> str:
 
 
 @pytest.fixture(autouse=True)
+def fresh_registry() -> None:
+    """Each test gets the executor registry its own settings choose, and an empty one."""
+    from executors.registry import get_registry
+
+    get_registry.cache_clear()
+
+
+@pytest.fixture
+def token(db) -> str:
+    """The token of a saved executor account labelled ana@example.com."""
+    from tests.executor_sockets import new_token
+
+    return new_token()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings) -> None:
     """PBKDF2 costs a third of a second per user; tests do not need it."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -15,11 +15,6 @@ from executors.registry import get_registry
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry() -> None:
-    get_registry.cache_clear()
-
-
 @pytest.fixture
 def cooling_account() -> ExecutorAccount:
     account = ExecutorAccount.objects.create(label="ana@example.com")

@@ -15,11 +15,6 @@ from tests.executor_sockets import communicator, connect_executor, new_token
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry() -> None:
-    get_registry.cache_clear()
-
-
 @pytest.fixture
 def quick_checks(monkeypatch) -> None:
     monkeypatch.setattr(consumer, "ACCOUNT_CHECK_SECONDS", 0.1)
@@ -28,11 +23,6 @@ def quick_checks(monkeypatch) -> None:
 @pytest.fixture
 def quick_heartbeats(settings) -> None:
     settings.GEMPROXY_HEARTBEAT_INTERVAL = 0.1
-
-
-@pytest.fixture
-def token(db) -> str:
-    return new_token("ana@example.com")
 
 
 def rotate(label: str) -> str:

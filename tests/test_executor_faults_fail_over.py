@@ -8,22 +8,11 @@ import json
 import pytest
 
 from executors.dispatcher import DispatchError, Exchange, Task
-from executors.registry import get_registry
-from tests.executor_sockets import connect_executor, new_token
+from tests.executor_sockets import connect_executor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SSE = {"content-type": "text/event-stream"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry() -> None:
-    get_registry.cache_clear()
-
-
-@pytest.fixture
-def token(db) -> str:
-    return new_token()
 
 
 def generate() -> Exchange:

@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from executors import protocol
 from executors.consumer import ExecutorConsumer
 from executors.registry import get_registry
-from tests.executor_sockets import communicator, connect_executor, hello, new_token, send_task
+from tests.executor_sockets import communicator, connect_executor, hello, send_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,16 +42,6 @@ OUT_OF_ORDER = {
     "an end that miscounts": [START, BODY, {"type": "response_end", "id": "t1", "chunks": 5}],
     "bad base64 mid-stream": [START, BODY, {**BODY, "seq": 1, "data": "not base64"}],
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry() -> None:
-    get_registry.cache_clear()
-
-
-@pytest.fixture
-def token(db) -> str:
-    return new_token()
 
 
 async def assert_closed_cleanly(socket: WebsocketCommunicator, reply: str, code: int) -> None:

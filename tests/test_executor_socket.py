@@ -13,21 +13,11 @@ from channels.testing import WebsocketCommunicator
 from executors import protocol
 from executors.models import ExecutorAccount
 from executors.registry import get_registry
-from tests.executor_sockets import communicator, hello, new_token, send_task
+from tests.executor_sockets import communicator, hello, send_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = hello()
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry() -> None:
-    get_registry.cache_clear()
-
-
-@pytest.fixture
-def token(db) -> str:
-    return new_token()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from executors import protocol
 from executors.dispatcher import DispatchError, Exchange, Task
 from executors.registry import get_registry
-from tests.executor_sockets import connect_executor, new_token
+from tests.executor_sockets import connect_executor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,11 +90,6 @@ def frames(draw: st.DrawFn) -> str | bytes:
 @pytest.fixture(autouse=True)
 def quick_dispatch(settings) -> None:
     settings.GEMPROXY_DISPATCH_WAIT = 0.05
-
-
-@pytest.fixture
-def token(db) -> str:
-    return new_token()
 
 
 def a_call() -> Exchange:
