@@ -255,9 +255,10 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     def executor(self, record: UsageRecord) -> str:
         # An account label is often an e-mail address: its domain goes to a second line.
         name, at, domain = record.executor_account.partition("@")
-        if not at:
-            return record.executor_account or "-"
-        return format_html('{}<br><span class="quiet">@{}</span>', name, domain)
+        shown = format_html('{}<br><span class="quiet">@{}</span>', name, domain) if at else record.executor_account
+        if record.refused_by:  # the accounts whose 429 moved the call on
+            shown = format_html('{}<br><span class="quiet">429 from {}</span>', shown or "-", record.refused_by)
+        return shown or "-"
 
 
 @admin.register(UsageDaily)

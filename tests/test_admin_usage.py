@@ -120,3 +120,22 @@ def test_the_dashboard_is_listed_in_the_admin_index(admin_client):
 def test_members_who_are_not_staff_cannot_see_the_console(client, member):
     client.force_login(member)
     assert client.get("/admin/accounts/usagedaily/").status_code == 302
+
+
+def test_the_usage_record_list_says_which_accounts_refused_a_call(admin_client):
+    usage.record(
+        UsageEvent(
+            outcome="ok",
+            method="generateContent",
+            model="gemini-2.5-flash",
+            status_code=200,
+            executor_account="bob@example.com",
+            refused_by="ana@example.com",
+            attempts=2,
+        )
+    )
+    usage.flush()
+
+    page = admin_client.get("/admin/accounts/usagerecord/").content.decode()
+
+    assert "429 from ana@example.com" in page
