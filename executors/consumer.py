@@ -89,6 +89,8 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
     # Set once the gateway decided to close: frames still queued are not read,
     # so nothing can register this connection again.
     ending = False
+    # Set while the registry cannot be reached, so that an outage is logged once.
+    registry_failing = False
 
     async def connect(self) -> None:
         self.attempts: dict[str, _Attempt] = {}
@@ -231,7 +233,24 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             log.warning("executor %s missed its heartbeat deadline; closing", self._name())
             await self._end(protocol.CLOSE_HEARTBEAT_MISSED)
             return
-        deadline = time.time() - silent_for + timeout
+        # The ping first, and whatever the registry does: the connection's
+        # liveness is the executor's and ours, not Redis's. A Redis outage
+        # longer than the deadline must not make either side hang up.
+        await self.send(text_data=protocol.dumps({"type": "ping", "nonce": str(beat)}))
+        try:
+            await self._refresh(info, time.time() - silent_for + timeout)
+        except Exception as error:
+            # Redis is down or hangs: keep beating; the next beat after it
+            # answers again registers this connection anew. One line per outage.
+            if not self.registry_failing:
+                self.registry_failing = True
+                log.error("executor %s: the registry is unreachable (%r); retrying each heartbeat", self._name(), error)
+            return
+        if self.registry_failing:
+            self.registry_failing = False
+            log.warning("executor %s: the registry answers again", self._name())
+
+    async def _refresh(self, info: ExecutorInfo, deadline: float) -> None:
         registry = get_registry()
         if not await registry.heartbeat(info.connection_id, deadline, len(self.attempts)):
             # Pruned after a late sign of life, or lost with a Redis restart: a
@@ -241,7 +260,6 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             await registry.heartbeat(info.connection_id, deadline, len(self.attempts))
             if self.info is None:  # it left while registering
                 await registry.unregister(info.connection_id)
-        await self.send(text_data=protocol.dumps({"type": "ping", "nonce": str(beat)}))
 
     async def executor_task(self, message: dict) -> None:
         """A dispatcher's task for this executor: send it as a request and its body frames."""
