@@ -31,6 +31,12 @@ MAX_CONCURRENCY = 1000
 # account or a replaced token is cut off within 20 s whatever the heartbeat
 # interval; one indexed query per executor every 10 s keeps it off the frame path.
 ACCOUNT_CHECK_SECONDS = 10.0
+# How often a connection refreshes its registry entry (deadline, tasks in
+# flight), at most: a Redis restart empties the registry, and the first refresh
+# after it registers the connection again. Decoupled from the ping interval
+# (15 s by default) so that service is back within seconds of Redis; one Lua
+# script per executor every 3 s costs Redis nothing.
+REGISTRY_REFRESH_SECONDS = 3.0
 # Channels' own close code for a fault of the application.
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -197,24 +203,30 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.send(attempt.reply_channel, {"type": "executor.frame", "frame": frame})
 
     async def _heartbeat_loop(self) -> None:
-        """Ping, watch for silence, and re-check the account, each on its own schedule."""
+        """Ping, refresh the registry entry, and re-check the account, each on its own schedule."""
         clock = asyncio.get_running_loop()
-        next_ping = clock.time() + settings.GEMPROXY_HEARTBEAT_INTERVAL
+        ping_every = settings.GEMPROXY_HEARTBEAT_INTERVAL
+        refresh_every = min(ping_every, REGISTRY_REFRESH_SECONDS)
+        next_ping = clock.time() + ping_every
+        next_refresh = clock.time() + refresh_every
         next_check = clock.time() + ACCOUNT_CHECK_SECONDS
         beat = 0
         while not self.ending:
-            await asyncio.sleep(max(0.0, min(next_ping, next_check) - clock.time()))
+            await asyncio.sleep(max(0.0, min(next_ping, next_refresh, next_check) - clock.time()))
             now = clock.time()
             try:
                 if now >= next_check:
                     next_check = now + ACCOUNT_CHECK_SECONDS
                     await self._check_account()
                 if now >= next_ping and not self.ending:
-                    next_ping = now + settings.GEMPROXY_HEARTBEAT_INTERVAL
+                    next_ping = now + ping_every
                     beat += 1
-                    await self._beat(beat)
+                    await self._ping(beat)
+                if now >= next_refresh and not self.ending:
+                    next_refresh = now + refresh_every
+                    await self._refresh_registry()
             except Exception:
-                # A Redis or database blip: the next round tries again; the executor stays.
+                # A database blip: the next round tries again; the executor stays.
                 log.exception("heartbeat of executor %s failed", self._name())
 
     async def _check_account(self) -> None:
@@ -224,27 +236,29 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             log.warning("executor %s: its account's token was %s; closing", self._name(), standing)
             await self._end(_CLOSE_CODE_OF_STANDING[standing])
 
-    async def _beat(self, beat: int) -> None:
-        info = self.info
-        assert info is not None
-        timeout = settings.GEMPROXY_HEARTBEAT_TIMEOUT
-        silent_for = time.monotonic() - self.last_seen
-        if silent_for > timeout:
+    async def _ping(self, beat: int) -> None:
+        # Whatever the registry does: the connection's liveness is the
+        # executor's and ours, not Redis's, and a Redis outage longer than the
+        # deadline must not make either side hang up.
+        if time.monotonic() - self.last_seen > settings.GEMPROXY_HEARTBEAT_TIMEOUT:
             log.warning("executor %s missed its heartbeat deadline; closing", self._name())
             await self._end(protocol.CLOSE_HEARTBEAT_MISSED)
             return
-        # The ping first, and whatever the registry does: the connection's
-        # liveness is the executor's and ours, not Redis's. A Redis outage
-        # longer than the deadline must not make either side hang up.
         await self.send(text_data=protocol.dumps({"type": "ping", "nonce": str(beat)}))
+
+    async def _refresh_registry(self) -> None:
+        info = self.info
+        if info is None:
+            return
+        deadline = time.time() - (time.monotonic() - self.last_seen) + settings.GEMPROXY_HEARTBEAT_TIMEOUT
         try:
-            await self._refresh(info, time.time() - silent_for + timeout)
+            await self._refresh(info, deadline)
         except Exception as error:
-            # Redis is down or hangs: keep beating; the next beat after it
+            # Redis is down or hangs: keep trying; the first refresh after it
             # answers again registers this connection anew. One line per outage.
             if not self.registry_failing:
                 self.registry_failing = True
-                log.error("executor %s: the registry is unreachable (%r); retrying each heartbeat", self._name(), error)
+                log.error("executor %s: the registry is unreachable (%r); retrying", self._name(), error)
             return
         if self.registry_failing:
             self.registry_failing = False

@@ -227,3 +227,31 @@ def test_calls_while_redis_hangs_get_a_prompt_503_and_service_returns_when_it_an
         f"service back {recovered_in:.2f}s after Redis answered"
     )
     assert connections_of(agent_log(restartable)) == connections, "the executor had to reconnect"
+
+
+def test_with_the_default_heartbeat_interval_service_returns_within_ten_seconds(
+    restartable: Deployment, upstream: ThreadedUpstream, private_redis: PrivateRedis
+) -> None:
+    # Production's 15 s between pings, and a restart just after the executor
+    # registered: its next ping is 14 s away, so the registry entry must come
+    # back on a schedule of its own. A prefix of its own keeps this gateway's
+    # registry apart from the other tests' gateway.
+    token = restartable.executor_token("default-interval@example.com")
+    key = restartable.proxy_key("rosa")
+    gateway = restartable.start_gateway(
+        "gateway-15s",
+        GEMPROXY_REDIS_PREFIX="gemproxy-15s:",
+        GEMPROXY_HEARTBEAT_INTERVAL="15",
+        GEMPROXY_HEARTBEAT_TIMEOUT="60",
+    )
+    agent = restartable.start_agent(gateway, token, upstream.url, name="agent-15s")
+    gateway.wait_for_executors(1)
+    assert call(gateway, key, "before the restart")[0] == 200
+
+    private_redis.kill()
+    time.sleep(0.5)
+    private_redis.start()
+    recovered_in = recover(gateway, key, private_redis, "default interval")
+
+    print(f"15 s heartbeat interval, 0.5 s outage: service back {recovered_in:.2f}s after Redis answered")
+    assert connections_of(agent.log()) == 1, "the executor had to reconnect"
