@@ -37,6 +37,12 @@ ACCOUNT_CHECK_SECONDS = 10.0
 # (15 s by default) so that service is back within seconds of Redis; one Lua
 # script per executor every 3 s costs Redis nothing.
 REGISTRY_REFRESH_SECONDS = 3.0
+REGISTRY_RETRY_SECONDS = 0.5
+# How long a connection tries to get a message it sent itself back through the
+# channel layer before it registers again (see _reachable), re-sending it this
+# often: a probe published before the layer subscribed again is simply lost.
+PROBE_SECONDS = 2.0
+PROBE_RESEND_SECONDS = 0.25
 # Channels' own close code for a fault of the application.
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -97,6 +103,8 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
     ending = False
     # Set while the registry cannot be reached, so that an outage is logged once.
     registry_failing = False
+    # Resolved when this connection's own probe comes back through the channel layer.
+    probe: asyncio.Future | None = None
 
     async def connect(self) -> None:
         self.attempts: dict[str, _Attempt] = {}
@@ -223,8 +231,9 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
                     beat += 1
                     await self._ping(beat)
                 if now >= next_refresh and not self.ending:
-                    next_refresh = now + refresh_every
                     await self._refresh_registry()
+                    # While Redis is out, try often: service is back as soon as it answers.
+                    next_refresh = clock.time() + (REGISTRY_RETRY_SECONDS if self.registry_failing else refresh_every)
             except Exception:
                 # A database blip: the next round tries again; the executor stays.
                 log.exception("heartbeat of executor %s failed", self._name())
@@ -268,12 +277,40 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         registry = get_registry()
         if not await registry.heartbeat(info.connection_id, deadline, len(self.attempts)):
             # Pruned after a late sign of life, or lost with a Redis restart: a
-            # connection that is alive must be choosable again.
+            # connection that is alive must be choosable again, but only once
+            # tasks sent to its channel reach it, or they would be lost.
+            if not await self._reachable():
+                log.warning("executor %s: its channel does not deliver yet; registering it later", self._name())
+                return
             log.warning("executor %s was missing from the registry; registering it again", self._name())
             await registry.register(info, deadline)
             await registry.heartbeat(info.connection_id, deadline, len(self.attempts))
             if self.info is None:  # it left while registering
                 await registry.unregister(info.connection_id)
+
+    async def _reachable(self) -> bool:
+        """Whether a message sent to this connection's channel now comes back to it.
+
+        After a Redis restart the pub/sub layer subscribes again to this
+        channel only when its reader reconnects, up to a second or so after
+        the registry answers. Only called from the heartbeat task: the
+        consumer's own loop must stay free to deliver the probe.
+        """
+        clock = asyncio.get_running_loop()
+        probe = self.probe = clock.create_future()
+        give_up = clock.time() + PROBE_SECONDS
+        try:
+            while not probe.done() and clock.time() < give_up:
+                await self.channel_layer.send(self.channel_name, {"type": "executor.probe"})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(probe), PROBE_RESEND_SECONDS)
+        finally:
+            self.probe = None
+        return probe.done()
+
+    async def executor_probe(self, message: dict) -> None:
+        if self.probe is not None and not self.probe.done():
+            self.probe.set_result(None)
 
     async def executor_task(self, message: dict) -> None:
         """A dispatcher's task for this executor: send it as a request and its body frames."""

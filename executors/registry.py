@@ -326,9 +326,11 @@ class RedisRegistry(Registry):
     def __init__(self, url: str, prefix: str = "gemproxy:registry:", timeout: float = 2.0) -> None:
         import redis.asyncio as redis
 
+        from gemproxy_site.redis_options import async_client_options
+
         # A Redis that hangs must fail each command within ``timeout``: callers
         # then answer 503 at once, and heartbeats keep their schedule.
-        self._redis = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        self._redis = redis.Redis.from_url(url, **async_client_options(timeout))
         self._prefix = prefix
         self._executors = prefix + "executors"
         self._deadlines = prefix + "deadlines"

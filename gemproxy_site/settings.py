@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 
 from gemproxy_site.env import env_bool, env_float, env_int, env_list, env_str
+from gemproxy_site.redis_options import async_client_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("GEMPROXY_DATA_DIR", str(BASE_DIR / "var")))
@@ -127,14 +128,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_connect_timeout": GEMPROXY_REDIS_TIMEOUT,
-                        # Publishes only: the layer's reader passes its own 0.1 s read timeout.
-                        "socket_timeout": GEMPROXY_REDIS_TIMEOUT,
-                    }
-                ],
+                # The socket timeout acts on publishes only: the layer's reader
+                # passes its own 0.1 s read timeout.
+                "hosts": [{"address": REDIS_URL, **async_client_options(GEMPROXY_REDIS_TIMEOUT)}],
                 "prefix": REDIS_PREFIX,
             },
         }

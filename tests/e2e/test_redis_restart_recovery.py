@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -20,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream, free_port, wait_until
+from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream, wait_until
+from tests.private_redis import PrivateRedis
 
 # The goal of issue 11: service back within this long after Redis answers again.
 RECOVERY_SECONDS = 10.0
@@ -31,51 +29,6 @@ RECOVERY_SECONDS = 10.0
 PROMPT_SECONDS = 3.5
 # Longer than the harness's heartbeat deadline (6 s): neither side may hang up meanwhile.
 LONG_OUTAGE_SECONDS = 8.0
-
-
-class PrivateRedis:
-    """A throwaway redis-server on its own port, killed and restarted at will."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self._log_path = log_dir / "private-redis.log"
-        self._popen: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        with self._log_path.open("ab") as log:
-            self._popen = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self.answers, 10, f"redis-server on {self.port}")
-
-    def answers(self) -> bool:
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, socket_timeout=0.2)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
-    def freeze(self) -> None:
-        """Stop answering without closing a connection, as a hung host or a cut network does."""
-        assert self._popen is not None
-        self._popen.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self._popen is not None
-        self._popen.send_signal(signal.SIGCONT)
-
-    def kill(self) -> None:
-        if self._popen is not None and self._popen.poll() is None:
-            self._popen.send_signal(signal.SIGCONT)  # a frozen one must still die
-            self._popen.kill()
-            self._popen.wait(10)
 
 
 @pytest.fixture(scope="module")
