@@ -208,3 +208,29 @@ def test_with_the_default_heartbeat_interval_service_returns_within_ten_seconds(
 
     print(f"15 s heartbeat interval, 0.5 s outage: service back {recovered_in:.2f}s after Redis answered")
     assert connections_of(agent.log()) == 1, "the executor had to reconnect"
+
+
+def test_calls_entering_another_process_are_served_again_after_a_restart(
+    restartable: Deployment, upstream: ThreadedUpstream, private_redis: PrivateRedis
+) -> None:
+    # The executor's channel lives in process A, the calls enter process B:
+    # nothing in A's own call path heals its pub/sub subscription, only its
+    # reader's reconnect, which the registration waits for (the probe).
+    token = restartable.executor_token("across@example.com")
+    key = restartable.proxy_key("rhea")
+    own = {"GEMPROXY_REDIS_PREFIX": "gemproxy-across:"}
+    gateway_a = restartable.start_gateway("gateway-across-a", **own)
+    gateway_b = restartable.start_gateway("gateway-across-b", **own)
+    agent = restartable.start_agent(gateway_a, token, upstream.url, name="agent-across")
+    gateway_b.wait_for_executors(1)
+    assert call(gateway_b, key, "across before")[0] == 200
+
+    private_redis.kill()
+    time.sleep(0.5)
+    private_redis.start()
+    recovered_in = recover(gateway_b, key, private_redis, "across")
+    later = [call(gateway_b, key, f"across later {n}") for n in range(5)]
+
+    print(f"across processes, 0.5 s outage: service back {recovered_in:.2f}s after Redis answered")
+    assert [status for status, *_ in later] == [200] * 5
+    assert connections_of(agent.log()) == 1, "the executor had to reconnect"
