@@ -31,6 +31,18 @@ MAX_CONCURRENCY = 1000
 # account or a replaced token is cut off within 20 s whatever the heartbeat
 # interval; one indexed query per executor every 10 s keeps it off the frame path.
 ACCOUNT_CHECK_SECONDS = 10.0
+# How often a connection refreshes its registry entry (deadline, tasks in
+# flight), at most: a Redis restart empties the registry, and the first refresh
+# after it registers the connection again. Decoupled from the ping interval
+# (15 s by default) so that service is back within seconds of Redis; one Lua
+# script per executor every 3 s costs Redis nothing.
+REGISTRY_REFRESH_SECONDS = 3.0
+REGISTRY_RETRY_SECONDS = 0.5
+# How long a connection tries to get a message it sent itself back through the
+# channel layer before it registers again (see _reachable), re-sending it this
+# often: a probe published before the layer subscribed again is simply lost.
+PROBE_SECONDS = 2.0
+PROBE_RESEND_SECONDS = 0.25
 # Channels' own close code for a fault of the application.
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -89,6 +101,10 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
     # Set once the gateway decided to close: frames still queued are not read,
     # so nothing can register this connection again.
     ending = False
+    # Set while the registry cannot be reached, so that an outage is logged once.
+    registry_failing = False
+    # Resolved when this connection's own probe comes back through the channel layer.
+    probe: asyncio.Future | None = None
 
     async def connect(self) -> None:
         self.attempts: dict[str, _Attempt] = {}
@@ -195,24 +211,31 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.send(attempt.reply_channel, {"type": "executor.frame", "frame": frame})
 
     async def _heartbeat_loop(self) -> None:
-        """Ping, watch for silence, and re-check the account, each on its own schedule."""
+        """Ping, refresh the registry entry, and re-check the account, each on its own schedule."""
         clock = asyncio.get_running_loop()
-        next_ping = clock.time() + settings.GEMPROXY_HEARTBEAT_INTERVAL
+        ping_every = settings.GEMPROXY_HEARTBEAT_INTERVAL
+        refresh_every = min(ping_every, REGISTRY_REFRESH_SECONDS)
+        next_ping = clock.time() + ping_every
+        next_refresh = clock.time() + refresh_every
         next_check = clock.time() + ACCOUNT_CHECK_SECONDS
         beat = 0
         while not self.ending:
-            await asyncio.sleep(max(0.0, min(next_ping, next_check) - clock.time()))
+            await asyncio.sleep(max(0.0, min(next_ping, next_refresh, next_check) - clock.time()))
             now = clock.time()
             try:
                 if now >= next_check:
                     next_check = now + ACCOUNT_CHECK_SECONDS
                     await self._check_account()
                 if now >= next_ping and not self.ending:
-                    next_ping = now + settings.GEMPROXY_HEARTBEAT_INTERVAL
+                    next_ping = now + ping_every
                     beat += 1
-                    await self._beat(beat)
+                    await self._ping(beat)
+                if now >= next_refresh and not self.ending:
+                    await self._refresh_registry()
+                    # While Redis is out, try often: service is back as soon as it answers.
+                    next_refresh = clock.time() + (REGISTRY_RETRY_SECONDS if self.registry_failing else refresh_every)
             except Exception:
-                # A Redis or database blip: the next round tries again; the executor stays.
+                # A database blip: the next round tries again; the executor stays.
                 log.exception("heartbeat of executor %s failed", self._name())
 
     async def _check_account(self) -> None:
@@ -222,26 +245,72 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             log.warning("executor %s: its account's token was %s; closing", self._name(), standing)
             await self._end(_CLOSE_CODE_OF_STANDING[standing])
 
-    async def _beat(self, beat: int) -> None:
-        info = self.info
-        assert info is not None
-        timeout = settings.GEMPROXY_HEARTBEAT_TIMEOUT
-        silent_for = time.monotonic() - self.last_seen
-        if silent_for > timeout:
+    async def _ping(self, beat: int) -> None:
+        # Whatever the registry does: the connection's liveness is the
+        # executor's and ours, not Redis's, and a Redis outage longer than the
+        # deadline must not make either side hang up.
+        if time.monotonic() - self.last_seen > settings.GEMPROXY_HEARTBEAT_TIMEOUT:
             log.warning("executor %s missed its heartbeat deadline; closing", self._name())
             await self._end(protocol.CLOSE_HEARTBEAT_MISSED)
             return
-        deadline = time.time() - silent_for + timeout
+        await self.send(text_data=protocol.dumps({"type": "ping", "nonce": str(beat)}))
+
+    async def _refresh_registry(self) -> None:
+        info = self.info
+        if info is None:
+            return
+        deadline = time.time() - (time.monotonic() - self.last_seen) + settings.GEMPROXY_HEARTBEAT_TIMEOUT
+        try:
+            await self._refresh(info, deadline)
+        except Exception as error:
+            # Redis is down or hangs: keep trying; the first refresh after it
+            # answers again registers this connection anew. One line per outage.
+            if not self.registry_failing:
+                self.registry_failing = True
+                log.error("executor %s: the registry is unreachable (%r); retrying", self._name(), error)
+            return
+        if self.registry_failing:
+            self.registry_failing = False
+            log.warning("executor %s: the registry answers again", self._name())
+
+    async def _refresh(self, info: ExecutorInfo, deadline: float) -> None:
         registry = get_registry()
         if not await registry.heartbeat(info.connection_id, deadline, len(self.attempts)):
             # Pruned after a late sign of life, or lost with a Redis restart: a
-            # connection that is alive must be choosable again.
+            # connection that is alive must be choosable again, but only once
+            # tasks sent to its channel reach it, or they would be lost.
+            if not await self._reachable():
+                log.warning("executor %s: its channel does not deliver yet; registering it later", self._name())
+                return
             log.warning("executor %s was missing from the registry; registering it again", self._name())
             await registry.register(info, deadline)
             await registry.heartbeat(info.connection_id, deadline, len(self.attempts))
             if self.info is None:  # it left while registering
                 await registry.unregister(info.connection_id)
-        await self.send(text_data=protocol.dumps({"type": "ping", "nonce": str(beat)}))
+
+    async def _reachable(self) -> bool:
+        """Whether a message sent to this connection's channel now comes back to it.
+
+        After a Redis restart the pub/sub layer subscribes again to this
+        channel only when its reader reconnects, up to a second or so after
+        the registry answers. Only called from the heartbeat task: the
+        consumer's own loop must stay free to deliver the probe.
+        """
+        clock = asyncio.get_running_loop()
+        probe = self.probe = clock.create_future()
+        give_up = clock.time() + PROBE_SECONDS
+        try:
+            while not probe.done() and clock.time() < give_up:
+                await self.channel_layer.send(self.channel_name, {"type": "executor.probe"})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(probe), PROBE_RESEND_SECONDS)
+        finally:
+            self.probe = None
+        return probe.done()
+
+    async def executor_probe(self, message: dict) -> None:
+        if self.probe is not None and not self.probe.done():
+            self.probe.set_result(None)
 
     async def executor_task(self, message: dict) -> None:
         """A dispatcher's task for this executor: send it as a request and its body frames."""

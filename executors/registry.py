@@ -323,10 +323,14 @@ class RedisRegistry(Registry):
     # while every executor is busy, and 50 ms is well under a model's latency.
     POLL_SECONDS = 0.05
 
-    def __init__(self, url: str, prefix: str = "gemproxy:registry:") -> None:
+    def __init__(self, url: str, prefix: str = "gemproxy:registry:", timeout: float = 2.0) -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.Redis.from_url(url)
+        from gemproxy_site.redis_options import async_client_options
+
+        # A Redis that hangs must fail each command within ``timeout``: callers
+        # then answer 503 at once, and heartbeats keep their schedule.
+        self._redis = redis.Redis.from_url(url, **async_client_options(timeout))
         self._prefix = prefix
         self._executors = prefix + "executors"
         self._deadlines = prefix + "deadlines"
@@ -415,5 +419,7 @@ def get_registry() -> Registry:
     """The process's registry, built once from settings."""
     registry_class = import_string(settings.GEMPROXY_REGISTRY)
     if registry_class is RedisRegistry:
-        return RedisRegistry(settings.REDIS_URL, prefix=settings.REDIS_PREFIX + "registry:")
+        return RedisRegistry(
+            settings.REDIS_URL, prefix=settings.REDIS_PREFIX + "registry:", timeout=settings.GEMPROXY_REDIS_TIMEOUT
+        )
     return registry_class()

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 
 from gemproxy_site.env import env_bool, env_float, env_int, env_list, env_str
+from gemproxy_site.redis_options import async_client_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("GEMPROXY_DATA_DIR", str(BASE_DIR / "var")))
@@ -112,15 +113,26 @@ REDIS_URL = env_str("REDIS_URL")
 # Every Redis key and channel gemproxy uses starts with this, so several
 # installs (or test runs) can share one Redis.
 REDIS_PREFIX = env_str("GEMPROXY_REDIS_PREFIX", "gemproxy:")
+# Seconds any one Redis command (and a connect) may take before it fails. A
+# Redis that hangs instead of refusing must still give callers a prompt 503,
+# and must not stall a connection's heartbeats past the executor's deadline.
+GEMPROXY_REDIS_TIMEOUT = env_float("GEMPROXY_REDIS_TIMEOUT", 2.0)
 if REDIS_URL:
     # Pub/sub: one PUBLISH per frame, no shared per-process capacity to
     # overflow, and nothing left queued for a process that died. Messages to a
     # channel nobody listens on are lost, which the dispatcher already treats
-    # as a missing acknowledgement. See docs/deployment.md.
+    # as a missing acknowledgement. After a Redis restart redis-py's PubSub
+    # reconnects and subscribes again to every channel it held (its on_connect),
+    # so executors' channels need no help from us. See docs/deployment.md.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
+            "CONFIG": {
+                # The socket timeout acts on publishes only: the layer's reader
+                # passes its own 0.1 s read timeout.
+                "hosts": [{"address": REDIS_URL, **async_client_options(GEMPROXY_REDIS_TIMEOUT)}],
+                "prefix": REDIS_PREFIX,
+            },
         }
     }
     GEMPROXY_REGISTRY = "executors.registry.RedisRegistry"

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from accounts.counters import CountersUnavailable, Counts, Denial, Grant, lease_seconds
 from accounts.policy import Limits
+from gemproxy_site.redis_options import async_client_options, sync_client_options
 
 _PREAMBLE = """
 local t = redis.call('TIME')
@@ -138,7 +139,7 @@ class RedisCounters:
         loop = asyncio.get_running_loop()
         scripts = self._per_loop.get(loop)
         if scripts is None:
-            client = aioredis.Redis.from_url(self.url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            client = aioredis.Redis.from_url(self.url, **async_client_options(_timeout()))
             scripts = (client, *(client.register_script(src) for src in (_ACQUIRE, _SETTLE, _RENEW, _PEEK)))
             self._per_loop[loop] = scripts
         return scripts
@@ -192,7 +193,7 @@ class RedisCounters:
 
     def counts_now(self, key_ids: list[int]) -> dict[int, Counts]:
         if self._blocking is None:
-            client = redis.Redis.from_url(self.url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            client = redis.Redis.from_url(self.url, **sync_client_options(_timeout()))
             self._blocking = (client, client.register_script(_PEEK))
         client, peek = self._blocking
         try:
@@ -208,6 +209,10 @@ class RedisCounters:
         scripts = self._per_loop.pop(asyncio.get_running_loop(), None)
         if scripts is not None:
             await scripts[0].aclose()
+
+
+def _timeout() -> float:
+    return float(getattr(settings, "GEMPROXY_REDIS_TIMEOUT", 2.0))
 
 
 def _counts(reply: list) -> Counts:
