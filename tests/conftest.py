@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -148,6 +149,26 @@ def usage_written_on_flush(settings) -> Iterator[None]:
 
 
 TEST_POSTGRES_URL = os.environ.get("GEMPROXY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def throwaway_postgres_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards (a failure, not a skip, under CI)."""
+    import psycopg
+
+    try:
+        server = psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as error:
+        missing_component(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with server:
+        server.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 POSTGRESQL_ALIAS = "postgresql"
 
 
@@ -171,18 +192,11 @@ def postgresql_database(django_db_setup, django_db_blocker) -> Iterator[str]:
     A failure rather than a skip under CI when PostgreSQL is missing.
     """
     import dj_database_url
-    import psycopg
     from django.core.management import call_command
     from django.db import connections
 
-    try:
-        server = psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as error:
-        missing_component(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
-    name = f"gemproxy_test_{uuid.uuid4().hex[:10]}"
-    with server:
-        server.execute(f'CREATE DATABASE "{name}"')
-        config = dj_database_url.parse(TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}")
+    with throwaway_postgres_database("gemproxy_test") as url:
+        config = dj_database_url.parse(url)
         connections.settings[POSTGRESQL_ALIAS] = connections.configure_settings(
             {"default": connections.settings["default"], POSTGRESQL_ALIAS: config}
         )[POSTGRESQL_ALIAS]
@@ -194,7 +208,6 @@ def postgresql_database(django_db_setup, django_db_blocker) -> Iterator[str]:
             connections[POSTGRESQL_ALIAS].close()
             del connections[POSTGRESQL_ALIAS]
             del connections.settings[POSTGRESQL_ALIAS]
-            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

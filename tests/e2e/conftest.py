@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 from google import genai
 
-from tests.conftest import TEST_REDIS_URL, missing_component
+from tests.conftest import TEST_REDIS_URL, missing_component, throwaway_postgres_database
 from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream
 
 
@@ -64,23 +62,11 @@ def sdk_client(gateway: Gateway, key: str, api_version: str | None = None) -> ge
     return _clients[cache_key]
 
 
-TEST_POSTGRES_URL = os.environ.get("GEMPROXY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
 @pytest.fixture(scope="module")
 def postgres_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one module's processes, dropped afterwards."""
-    try:
-        admin = psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as error:
-        missing_component(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
-    name = f"gemproxy_e2e_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_postgres_database("gemproxy_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
