@@ -106,6 +106,10 @@ class Task:
     headers: dict[str, str]
     body: bytes
     model: str
+    # Where a resource the call refers to lives (resources.placements): only these
+    # accounts may serve it (None: any), and among those, these are preferred.
+    accounts: frozenset[int] | None = None
+    prefer: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -128,6 +132,7 @@ class Exchange:
         self.task = task
         self.attempts = 0
         self.account_label = ""  # the account whose answer the client gets
+        self.account_id: int | None = None
         self.refused_by: list[str] = []  # accounts that answered 429, in order
         self.reply = ReplyChannel()
         self.registry = get_registry()
@@ -226,6 +231,7 @@ class Exchange:
     async def _attempt(self, lease: Lease) -> ResponseHead:
         """Send the task to one executor; return its head once the first body piece is in."""
         self.lease, self.attempt_id, self.account_label = lease, uuid.uuid4().hex, lease.account_label
+        self.account_id = lease.account_id
         self.attempts += 1
         self.finished, self._pieces, self._next_seq = False, [], 0
         await self.reply.layer.send(

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "accounts",
     "executors",
     "gateway",
+    "resources",
 ]
 
 MIDDLEWARE = [
