@@ -17,5 +17,8 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("", include("executors.webapp")),
     path("", include("accounts.urls")),
+    # Ahead of gateway.urls, whose last pattern answers every other API path with Google's 404.
+    path("", include("resources.urls")),
+    path("", include("gateway.compat.urls")),
     path("", include("gateway.urls")),
 ]

@@ -1,0 +1,1 @@
+"""The admin of the member's batches (imported by resources.admin)."""

@@ -1,0 +1,1 @@
+"""The admin of the member's caches (imported by resources.admin)."""

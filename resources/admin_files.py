@@ -1,0 +1,1 @@
+"""The admin of the member's files (imported by resources.admin)."""
