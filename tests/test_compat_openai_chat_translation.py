@@ -425,3 +425,18 @@ def test_a_stream_error_is_an_openai_error_event():
     assert events(translator().stream_error(503, "busy")) == [
         {"error": {"message": "busy", "type": "server_error", "param": None, "code": "service_unavailable"}}
     ]
+
+
+def test_a_tool_call_whose_signature_the_client_dropped_gets_googles_stand_in_on_the_first_call_only():
+    calls = [{"id": f"call_{n}", "type": "function", "function": {"name": "f", "arguments": "{}"}} for n in range(2)]
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_0", "content": "1"},
+            {"role": "tool", "tool_call_id": "call_1", "content": "2"},
+        ],
+    }
+    parts = gemini_request(body)["contents"][1]["parts"]
+    assert [part.get("thoughtSignature") for part in parts] == ["skip_thought_signature_validator", None]

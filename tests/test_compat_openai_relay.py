@@ -242,3 +242,54 @@ async def _records() -> list[UsageRecord]:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(records)()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b"null",
+        b"",
+        b'{"model": "gpt-4o", "messages": ' + b"[" * 200 + b"]" * 200 + b"}",
+        b'{"model": 5, "messages": []}',
+        b'{"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": 7}]}]}',
+        b'{"model": "gpt-4o\\u0000\\n", "messages": [{"role": "user", "content": "x"}]}',
+        b'\xff\xfe{"model"',
+    ],
+    ids=[
+        "array",
+        "null",
+        "empty",
+        "too-deep",
+        "model-not-a-string",
+        "image-not-an-object",
+        "control-chars",
+        "not-utf8",
+    ],
+)
+async def test_hostile_bodies_get_a_clear_4xx_in_openais_shape_and_never_reach_the_upstream(exchanges, bearer, body):
+    answer = await asgi_call("POST", CHAT, headers=bearer, body=body)
+    assert 400 <= answer.status < 500, answer.body
+    assert set(answer.error) == {"message", "type", "param", "code"}
+    assert exchanges.tasks == []
+
+
+async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(exchanges, bearer, settings):
+    settings.GEMPROXY_MAX_BODY_BYTES = 1000
+    answer = await asgi_call(
+        "POST", CHAT, headers=bearer, body=chat_body(messages=[{"role": "user", "content": "x" * 2000}])
+    )
+    assert answer.status == 400 and "type" in answer.error
+    assert exchanges.tasks == []
+
+
+async def test_a_hostile_model_id_in_the_url_is_a_404_that_echoes_it_escaped(exchanges, bearer):
+    answer = await asgi_call("GET", "/v1beta/openai/models/%0Aevil%2F..%2F..", headers=bearer)
+    assert answer.status == 404 and "\n" not in answer.error["message"]
+    assert exchanges.tasks == []
+
+
+async def test_an_upstream_answer_that_is_not_json_is_a_502_not_a_500(exchanges, bearer):
+    exchanges.pieces = [b"<html>proxy error</html>"]
+    answer = await asgi_call("POST", CHAT, headers=bearer, body=chat_body())
+    assert answer.status == 502 and answer.error["type"] == "server_error"

@@ -33,7 +33,9 @@ Gemini answer -> OpenAI (whole, or as ``chat.completion.chunk`` events):
   in OpenAI's schema; Open WebUI, LobeChat and others read it); ``functionCall`` ->
   ``tool_calls`` (arguments as a JSON string, the part's ``thoughtSignature`` in
   ``extra_content.google.thought_signature``, as Google's layer does, so it survives the
-  round trip when the client sends the call back); ``finishReason`` STOP -> stop (tool_calls
+  round trip when the client sends the call back; a client that drops it gets Google's
+  ``skip_thought_signature_validator`` on the turn's first call, so Gemini 3 does not refuse
+  the turn); ``finishReason`` STOP -> stop (tool_calls
   when calls were made), MAX_TOKENS -> length, the safety family -> content_filter;
   ``usageMetadata`` -> ``usage`` (prompt, completion = candidates + thoughts, reasoning
   tokens, cached tokens). ``responseId`` names the completion (``chatcmpl-...``).
@@ -96,6 +98,8 @@ _IMAGE_TYPES = {
     "heic": "image/heic",
     "heif": "image/heif",
 }
+# Google's documented value for a function call whose signature was lost (or that Gemini never made).
+UNSIGNED_CALL = "skip_thought_signature_validator"
 MAX_STOP_SEQUENCES = 5
 MAX_CANDIDATES = 8
 
@@ -269,7 +273,12 @@ def _contents(messages: Any) -> tuple[list[dict], list[dict]]:
             parts = _parts(message.get("content"), f"{param}.content")
             calls = message.get("tool_calls") or []
             _expect(calls, list, f"{param}.tool_calls", "an array")
-            parts += [_tool_call_part(call, f"{param}.tool_calls[{n}]", names) for n, call in enumerate(calls)]
+            call_parts = [_tool_call_part(call, f"{param}.tool_calls[{n}]", names) for n, call in enumerate(calls)]
+            if call_parts and "thoughtSignature" not in call_parts[0]:
+                # Gemini 3 refuses a turn whose first call carries no signature; most OpenAI clients drop
+                # extra_content, so Google's documented stand-in takes its place.
+                call_parts[0]["thoughtSignature"] = UNSIGNED_CALL
+            parts += call_parts
             contents.append({"role": "model", "parts": parts or [{"text": ""}]})
         elif role in ("tool", "function"):
             part = _tool_result_part(message, param, names)

@@ -149,7 +149,15 @@ def test_a_tool_round_trip_reaches_the_upstream_as_function_call_and_response(cl
     assert sent["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
     assert sent["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
     assert sent["contents"][1:] == [
-        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
+        {
+            "role": "model",
+            "parts": [
+                {
+                    "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                    "thoughtSignature": "skip_thought_signature_validator",
+                }
+            ],
+        },
         {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"celsius": 18}}}]},
     ]
 
