@@ -293,3 +293,16 @@ async def test_an_upstream_answer_that_is_not_json_is_a_502_not_a_500(exchanges,
     exchanges.pieces = [b"<html>proxy error</html>"]
     answer = await asgi_call("POST", CHAT, headers=bearer, body=chat_body())
     assert answer.status == 502 and answer.error["type"] == "server_error"
+
+
+async def test_an_x_api_key_header_authenticates_as_anthropics_clients_send_it_and_is_not_forwarded(
+    exchanges, amake_key
+):
+    _, secret = await amake_key()
+    exchanges.pieces = [json.dumps(ANSWER).encode()]
+    answer = await asgi_call(
+        "POST", CHAT, headers={"x-api-key": secret, "content-type": "application/json"}, body=chat_body()
+    )
+    assert answer.status == 200
+    (task,) = exchanges.tasks
+    assert secret not in repr(task.headers) + task.query
