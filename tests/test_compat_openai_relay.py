@@ -306,3 +306,14 @@ async def test_an_x_api_key_header_authenticates_as_anthropics_clients_send_it_a
     assert answer.status == 200
     (task,) = exchanges.tasks
     assert secret not in repr(task.headers) + task.query
+
+
+async def test_the_keys_own_rate_limit_is_a_429_with_retry_after_in_openais_shape(exchanges, amake_key):
+    _, secret = await amake_key(rpm=1)
+    headers = {"authorization": f"Bearer {secret}"}
+    exchanges.pieces = [json.dumps(ANSWER).encode()]
+    assert (await asgi_call("POST", CHAT, headers=headers, body=chat_body())).status == 200
+    refused = await asgi_call("POST", CHAT, headers=headers, body=chat_body())
+    assert refused.status == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.error["type"] == "rate_limit_error"
+    assert len(exchanges.tasks) == 1
