@@ -7,8 +7,9 @@ Request (``POST .../chat/completions``) -> Gemini:
   ``functionResponse`` parts, named by the call they answer (``tool_call_id``).
 - Content parts: ``text``; ``image_url`` with a ``data:`` URL -> ``inlineData``; with an
   ``http(s)`` URL -> ``fileData`` (``fileUri`` the URL, ``mimeType`` from its extension, else
-  ``image/jpeg``): Gemini fetches public URLs itself, and the gateway fetches nothing, so no
-  client can make it reach an address of its network. ``input_audio`` -> ``inlineData``
+  ``image/jpeg``): the Gemini API fetches public and signed HTTPS URLs given as ``fileData``
+  itself, and the gateway fetches nothing, so no client can make it reach an address of its
+  network (nor hold a relay slot while a slow server trickles bytes). ``input_audio`` -> ``inlineData``
   (audio/wav or audio/mp3); ``file`` with ``file_data`` (a data URL) -> ``inlineData``.
 - ``tools`` (functions) -> ``functionDeclarations`` with ``parametersJsonSchema`` (full JSON
   Schema, as OpenAI clients write it); ``tool_choice`` none/auto/required/{function} ->
