@@ -9,7 +9,7 @@ import pytest
 
 from accounts import usage
 from accounts.models import UsageRecord
-from executors.dispatcher import CoolingDown, ResponseHead
+from executors.dispatcher import CoolingDown, DispatchError, ResponseHead
 from gateway.compat import aliases
 from tests.api_doubles import asgi_call
 
@@ -317,3 +317,19 @@ async def test_the_keys_own_rate_limit_is_a_429_with_retry_after_in_openais_shap
     assert refused.status == 429 and int(refused.headers["retry-after"]) >= 1
     assert refused.error["type"] == "rate_limit_error"
     assert len(exchanges.tasks) == 1
+
+
+async def test_an_executor_lost_mid_stream_ends_it_with_an_openai_error_event_and_keeps_the_tokens(exchanges, bearer):
+    first = {**ANSWER, "candidates": [{"content": {"parts": [{"text": "Hi"}]}, "index": 0}]}
+    exchanges.head = ResponseHead(200, {"content-type": "text/event-stream"})
+    exchanges.pieces = [
+        b"data: " + json.dumps(first).encode() + b"\r\n\r\n",
+        DispatchError(503, "UNAVAILABLE", "The executor serving this call went away.", "executor_lost"),
+    ]
+    answer = await asgi_call("POST", CHAT, headers=bearer, body=chat_body(stream=True))
+    events = [json.loads(e.removeprefix("data: ")) for e in answer.body.decode().split("\n\n") if e]
+    assert events[0]["choices"][0]["delta"]["content"] == "Hi"
+    assert events[-1]["error"]["message"] == "The executor serving this call went away."
+    assert "[DONE]" not in answer.body.decode()
+    (record,) = await _records()
+    assert (record.outcome, record.prompt_tokens) == ("executor_lost", 7)
