@@ -7,6 +7,12 @@ into the surface's. Everything else (the key, body limits, aliases, admission,
 dispatch, SSE parsing, usage records, errors) is the relay side's
 (``gateway.compat.relay``), the same for every surface.
 
+Adding a surface is one ``Surface`` object and its routes: a view
+``@foreign_api(MySurface(), "POST")`` returning
+``await SurfaceRelay(request, MySurface()).respond()`` (``gateway.compat.views``),
+and a ``re_path`` in ``gateway.compat.urls`` (a new first path segment also
+goes into ``gemproxy_site.handlers.API_ROOTS``).
+
 Extensions beyond the agreed contract, all optional for a surface:
 ``SurfaceError.code`` (OpenAI's ``error.code``), the actions ``models.list``
 and ``models.get`` (a GET with no body), and ``GeminiCall.query`` (extra query
