@@ -11,7 +11,8 @@ from accounts.rejections import Rejection
 
 
 def secret_from(request) -> str:
-    """The key from ``x-goog-api-key`` (any case), ``?key=`` or ``Authorization: Bearer``."""
+    """The key from ``x-goog-api-key`` (any case), ``?key=``, ``Authorization: Bearer`` or, as Anthropic's
+    clients send it, ``x-api-key``."""
     header = request.headers.get("x-goog-api-key")
     if header:
         return header.strip()
@@ -19,7 +20,9 @@ def secret_from(request) -> str:
     if query:
         return query.strip()
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key", "").strip()
 
 
 class ProxyKeyAuthentication(BaseAuthentication):

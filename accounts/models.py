@@ -249,6 +249,9 @@ class UsageRecord(models.Model):
     user = _soft_link(settings.AUTH_USER_MODEL)
     key = _soft_link("accounts.ProxyKey")
     model = models.CharField(max_length=200, blank=True)
+    requested_model = models.CharField(
+        max_length=200, blank=True, help_text="The model name a foreign client sent (e.g. an alias such as gpt-4o)."
+    )
     method = models.CharField(max_length=64, blank=True)
     streamed = models.BooleanField(default=False)
     status_code = models.PositiveSmallIntegerField(default=0)

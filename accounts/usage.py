@@ -65,6 +65,7 @@ class UsageEvent:
     outcome: str
     method: str = ""
     model: str = ""
+    requested_model: str = ""  # the name a foreign client sent (an alias or the Gemini id); "" on native calls
     streamed: bool = False
     status_code: int = 0
     user_id: int | None = None

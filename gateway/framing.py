@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Protocol
 
 from gateway.errors import ApiError
 
@@ -52,6 +53,16 @@ class UsageTracker:
                         return {}
                     return value if isinstance(value, dict) else {}
         return {}
+
+
+class Framing(Protocol):
+    """How the relay turns a stream's upstream bytes into the client's: whole events, and a late error."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    def error(self, error: ApiError) -> bytes: ...
 
 
 class SseFraming:

@@ -23,7 +23,7 @@ from executors.dispatcher import CoolingDown, DispatchError, Exchange, ResponseH
 from gateway.answer_headers import JSON, SSE, relayed_headers
 from gateway.auth import authenticate
 from gateway.errors import ApiError, internal_error, quota_exhausted
-from gateway.framing import JsonArrayFraming, SseFraming, UsageTracker
+from gateway.framing import Framing, JsonArrayFraming, SseFraming, UsageTracker
 from gateway.payload import checked_body
 from gateway.query import Query
 from gateway.resources import ModelName
@@ -112,27 +112,27 @@ class Relay:
             self.usage.feed(body)
             self._observe_status(head.status)
             self.event.response_bytes = len(body)
-            return self._with_headers(HttpResponse(body, status=head.status), head)
+            return self._with_headers(self._whole_response(head, body), head)
         except ApiError as error:
             self.event.outcome = error.outcome
             self.event.status_code = error.http_status
-            return error.response()
+            return self._error_response(error)
         except DispatchError as error:
             self.event.outcome = error.outcome
             self.event.status_code = error.http_status
-            return _dispatch_error(error).response()
+            return self._error_response(_dispatch_error(error))
         except BACKEND_ERRORS as error:
             log.error("%s refused: a backing service is unavailable: %r", self.call.method_name, error)
             unavailable = _backend_unavailable()
             self.event.outcome, self.event.status_code = unavailable.outcome, unavailable.http_status
-            return unavailable.response()
+            return self._error_response(unavailable)
         except asyncio.CancelledError:
             self.event.outcome = "client_cancelled"
             raise
         except Exception:
             log.exception("%s failed in the gateway", self.call.method_name)
             self.event.outcome, self.event.status_code = "gateway_error", 500
-            return internal_error().response()
+            return self._error_response(internal_error())
         finally:
             if not handed_over:
                 await self._finish()
@@ -140,7 +140,7 @@ class Relay:
     async def _start(self) -> ResponseHead:
         key = await authenticate(self.request)
         self.event.user_id, self.event.key_id = key.user_id, key.pk
-        body = checked_body(self.request)
+        body = await self._upstream_body()
         self.event.request_bytes = len(body)
         try:
             self.admission = await admit(
@@ -169,7 +169,7 @@ class Relay:
 
     async def _stream(self) -> AsyncIterator[bytes]:
         assert self.exchange is not None
-        framing = SseFraming() if self.call.query.alt == "sse" else JsonArrayFraming()
+        framing = self._framing()
         try:
             async for piece in self.exchange.body():
                 self.usage.feed(piece)
@@ -205,8 +205,26 @@ class Relay:
         response["X-Accel-Buffering"] = "no"
         self._with_headers(response, head)
         # The gateway frames this stream, so its framing names the type, whatever the executor said.
-        response["Content-Type"] = SSE if self.call.query.alt == "sse" else JSON
+        response["Content-Type"] = SSE if self._streams_sse() else JSON
         return response
+
+    # What a foreign surface (gateway.compat.relay) changes; everything else is the one relay path.
+
+    async def _upstream_body(self) -> bytes:
+        """The body the upstream receives, once the key is known; may also settle ``self.call``."""
+        return checked_body(self.request)
+
+    def _whole_response(self, head: ResponseHead, body: bytes) -> HttpResponse:
+        return HttpResponse(body, status=head.status)
+
+    def _error_response(self, error: ApiError) -> HttpResponse:
+        return error.response()
+
+    def _framing(self) -> Framing:
+        return SseFraming() if self.call.query.alt == "sse" else JsonArrayFraming()
+
+    def _streams_sse(self) -> bool:
+        return self.call.query.alt == "sse"
 
     def _with_headers(self, response: HttpResponse, head: ResponseHead) -> HttpResponse:
         for name, value in relayed_headers(head.headers).items():

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
+from gateway.compat.alias_setting import parse_aliases
 from gemproxy_site.env import env_bool, env_float, env_int, env_list, env_str
 from gemproxy_site.redis_options import async_client_options
 
@@ -202,6 +203,9 @@ GEMPROXY_AUTH_CACHE_SECONDS = env_float("GEMPROXY_AUTH_CACHE_SECONDS", 5.0)
 GEMPROXY_ROTATION_GRACE_SECONDS = env_int("GEMPROXY_ROTATION_GRACE_SECONDS", 24 * 3600)
 GEMPROXY_LEASE_SECONDS = env_float("GEMPROXY_LEASE_SECONDS", 60.0)
 GEMPROXY_TOKEN_ESTIMATE_MAX = env_int("GEMPROXY_TOKEN_ESTIMATE_MAX", 4096)
+# Model names foreign clients send, served by Gemini models: "gpt-4o=gemini-2.5-flash,claude-sonnet-4-5=gemini-2.5-pro".
+# The admin's table (gateway.models.ModelAlias) adds to these and wins over them.
+GEMPROXY_MODEL_ALIASES = parse_aliases(env_str("GEMPROXY_MODEL_ALIASES", ""))
 GEMPROXY_USAGE_FLUSH_SECONDS = env_float("GEMPROXY_USAGE_FLUSH_SECONDS", 1.0)
 GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
 # Sign-in throttling of /admin/ and /me/: so many wrong passwords for one username
