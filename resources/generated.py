@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from executors.dispatcher import Exchange, Task
+from executors.dispatcher import DispatchError, Exchange, Task
 from gateway.answer_headers import JSON
 from gateway.errors import not_found
+from gateway.relay import _dispatch_error
 from resources import batches
 from resources.models import Kind, Placement, StoredFile
 
@@ -33,7 +34,7 @@ def _placement(stored: StoredFile) -> Placement | None:
 
 
 async def relay_download(request: HttpRequest, stored: StoredFile) -> HttpResponse:
-    """The bytes of a generated file, from the account holding it (raises ApiError when it cannot)."""
+    """The bytes of a generated file, from the account holding it; an ApiError (Google's shape) when it cannot."""
     placement = await sync_to_async(_placement)(stored)
     if placement is None:
         raise not_found(f"File {stored.name} has no content to download.")
@@ -53,7 +54,10 @@ async def relay_download(request: HttpRequest, stored: StoredFile) -> HttpRespon
     )
     handed_over = False
     try:
-        head = await exchange.start()
+        try:
+            head = await exchange.start()
+        except DispatchError as error:
+            raise _dispatch_error(error) from None
         if exchange.account_id != placement.account_id:
             raise batches.account_unavailable(placement, stored.name)
         if head.status != 200:
