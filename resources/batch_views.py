@@ -234,12 +234,17 @@ async def _about(
     return await _handled(request, method, "", work, reads_body=reads_body)
 
 
+# A registry that does not honour ``Task.accounts`` may hand the call to another account.
+_ATTEMPTS_FOR_THE_PINNED_ACCOUNT = 3
+
+
 async def _pinned_call(placement: Placement, batch: Batch, method: str, path: str) -> upstream.UpstreamAnswer:
-    answer = await upstream.call(method, path, accounts=frozenset({placement.account_id}))
-    if answer.account_id != placement.account_id:
+    for _ in range(_ATTEMPTS_FOR_THE_PINNED_ACCOUNT):
+        answer = await upstream.call(method, path, accounts=frozenset({placement.account_id}))
         # Only that account knows the batch; an answer from any other says nothing about it.
-        raise batches.account_unavailable(placement, batch.name)
-    return answer
+        if answer.account_id == placement.account_id:
+            return answer
+    raise batches.account_unavailable(placement, batch.name)
 
 
 def _relayed_error(answer: upstream.UpstreamAnswer, batch: Batch, placement: Placement) -> HttpResponse:
