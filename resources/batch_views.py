@@ -122,6 +122,7 @@ async def create_batch(request: HttpRequest, version: str, model: ModelName) -> 
         if not isinstance(config, dict):
             raise invalid_argument("batch.input_config is required.")
         accounts = None
+        input_file = _member_input_file(config)  # before any rewriting, which may change ``config``
         file_ids = _referenced_files(payload, config)
         if file_ids:
             account_id, payload = await _place_files(key, payload, config, file_ids)
@@ -133,7 +134,7 @@ async def create_batch(request: HttpRequest, version: str, model: ModelName) -> 
         if not answer.ok:
             return HttpResponse(answer.body, status=answer.status, content_type=JSON)
         operation = _operation_of(answer)
-        created = await batches.acreate(key, str(model), operation, answer.account_id)
+        created = await batches.acreate(key, str(model), operation, answer.account_id, input_file)
         return _json_answer(created.last_seen)
 
     return await _handled(request, "batchGenerateContent", model.model_id, work)
@@ -151,6 +152,12 @@ def _referenced_files(payload: dict, config: dict) -> set[str]:
     if _mentions_file_uri(_field(config, "requests")):
         found |= set(_files_work("references").file_ids(payload))
     return found
+
+
+def _member_input_file(config: dict) -> str:
+    file_name = _field(config, "fileName")
+    match = _PROXY_FILE.search(file_name) if isinstance(file_name, str) else None
+    return f"files/{match.group(1)}" if match else ""
 
 
 def _files_work(module: str) -> Any:

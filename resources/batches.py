@@ -84,8 +84,12 @@ def upstream_id(placement: Placement) -> str:
     return placement.upstream_name.removeprefix("batches/")
 
 
-def create(key: Any, model: str, operation: dict, account_id: int) -> Batch:
-    """Record a batch the upstream accepted on ``account_id``, pinned there, under a new id of gemproxy's."""
+def create(key: Any, model: str, operation: dict, account_id: int, input_file: str = "") -> Batch:
+    """Record a batch the upstream accepted on ``account_id``, pinned there, under a new id of gemproxy's.
+
+    ``input_file`` is the member's name of its input file (``files/{id}``), shown wherever the
+    upstream names its own copy.
+    """
     metadata = _metadata_of(operation)
     now = timezone.now()
     with transaction.atomic():
@@ -98,7 +102,7 @@ def create(key: Any, model: str, operation: dict, account_id: int) -> Batch:
             expires_at=now + LIFETIME,
         )
         placements.remember(Kind.BATCH, batch.id, account_id, str(operation["name"]))
-        batch.last_seen = member_operation(batch, operation, {})
+        batch.last_seen = member_operation(batch, operation, {}, input_file)
         batch.save(update_fields=["last_seen"])
     return batch
 
@@ -109,7 +113,11 @@ acreate = sync_to_async(create)
 def observe(batch: Batch, placement: Placement, operation: dict) -> dict:
     """The upstream's latest word on the batch, in the member's names; the database updated from it."""
     files = _generated_files(batch, placement, operation)
-    shown = member_operation(batch, operation, files)
+    input_file = input_file_of(batch)
+    copy_of_input = placements.on_account(Kind.FILE, input_file.removeprefix("files/"), placement.account_id)
+    if input_file and copy_of_input is not None:
+        files[copy_of_input.upstream_name] = input_file
+    shown = member_operation(batch, operation, files, input_file)
     state = _metadata_of(shown).get("state")
     if isinstance(state, str) and state:
         batch.state = state[:40]
@@ -132,8 +140,15 @@ def forget(batch: Batch) -> None:
 aforget = sync_to_async(forget)
 
 
-def member_operation(batch: Batch, operation: dict, files: dict[str, str]) -> dict:
-    """``operation`` with gemproxy's names in place of the upstream's: the batch's and its responses file's."""
+def input_file_of(batch: Batch) -> str:
+    """The member's name of the batch's input file, as first shown to them ("" for inline requests)."""
+    config = _metadata_of(batch.last_seen or {}).get("inputConfig")
+    name = config.get("fileName") if isinstance(config, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def member_operation(batch: Batch, operation: dict, files: dict[str, str], input_file: str = "") -> dict:
+    """``operation`` with gemproxy's names in place of the upstream's: the batch's, its input and responses files'."""
     shown = copy.deepcopy(operation)
     upstream_name = operation.get("name")
     shown["name"] = batch.name
@@ -142,10 +157,18 @@ def member_operation(batch: Batch, operation: dict, files: dict[str, str]) -> di
         if "name" in metadata:
             metadata["name"] = batch.name
         _rename_output(metadata.get("output"), files)
+        config = metadata.get("inputConfig")
+        if isinstance(config, dict) and "fileName" in config:
+            # The upstream's copy of the member's file has a name only that account knows.
+            config["fileName"] = input_file
+            if not input_file:
+                del config["fileName"]
     _rename_output(shown.get("response"), files)
     error = shown.get("error")
-    if isinstance(error, dict) and isinstance(error.get("message"), str) and isinstance(upstream_name, str):
-        error["message"] = error["message"].replace(upstream_name, batch.name)
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        names = {**files, upstream_name: batch.name} if isinstance(upstream_name, str) else files
+        for theirs, ours in names.items():
+            error["message"] = error["message"].replace(theirs, ours)
     return shown
 
 

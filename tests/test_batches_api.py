@@ -494,38 +494,61 @@ async def test_every_batch_call_leaves_a_usage_record(dispatcher, account_ids, m
 # A responses file: recorded as the member's generated file, its download relayed from its account.
 
 
-async def test_a_file_batchs_responses_file_is_a_generated_file_downloaded_from_its_account(
-    dispatcher, account_ids, member_headers, monkeypatch, fake, member
-):
-    a = account_ids[0]
-    await connect(a)
-    input_lines = b'{"key": "k1", "request": {"contents": [{"parts": [{"text": "one"}]}]}}\n'
-    fake.batches.input_file = lambda account, name: input_lines if name == "files/upstreaminput" else None
+@pytest.fixture
+async def input_file(monkeypatch, member, fake) -> StoredFile:
+    """The member's input file, copied (by a stand-in of resources.replication) to "files/upstreaminput"."""
     stored_input = await StoredFile.objects.acreate(
         owner=member, mime_type="application/jsonl", state=StoredFile.State.ACTIVE, expires_at="2100-01-01T00:00Z"
     )
 
     async def ensure_files_on(account_id, files):
         assert [f.id for f in files] == [stored_input.id]
-        return {
-            stored_input.id: Placement(
-                kind=Kind.FILE, resource_id=stored_input.id, account_id=account_id, upstream_name="files/upstreaminput"
-            )
-        }
+        copy = await Placement.objects.acreate(
+            kind=Kind.FILE, resource_id=stored_input.id, account_id=account_id, upstream_name="files/upstreaminput"
+        )
+        return {stored_input.id: copy}
 
     stand_ins = {
         "replication": SimpleNamespace(ensure_files_on=ensure_files_on),
         "references": SimpleNamespace(file_ids=lambda payload: set(), rewrite=lambda payload, placed: payload),
     }
     monkeypatch.setattr(batch_views, "_files_work", stand_ins.__getitem__)
-    body = json.dumps(
-        {"batch": {"displayName": "from a file", "inputConfig": {"fileName": stored_input.name}}}
-    ).encode()
+    return stored_input
+
+
+def file_batch(stored: StoredFile) -> bytes:
+    return json.dumps({"batch": {"displayName": "from a file", "inputConfig": {"fileName": stored.name}}}).encode()
+
+
+async def test_a_file_batch_the_upstream_cannot_read_fails_in_the_members_names(
+    dispatcher, account_ids, member_headers, input_file
+):
+    await connect(account_ids[0])
+
+    done = await until_done(member_headers, (await create(member_headers, file_batch(input_file)))["name"])
+
+    assert done["metadata"]["state"] == "BATCH_STATE_FAILED"
+    assert input_file.name in done["error"]["message"]
+    assert "upstreaminput" not in json.dumps(done)
+    assert (await Batch.objects.aget()).state == "BATCH_STATE_FAILED"
+
+
+async def test_a_file_batchs_responses_file_is_a_generated_file_downloaded_from_its_account(
+    dispatcher, account_ids, member_headers, fake, member, input_file
+):
+    a = account_ids[0]
+    await connect(a)
+    input_lines = b'{"key": "k1", "request": {"contents": [{"parts": [{"text": "one"}]}]}}\n'
+    fake.batches.input_file = lambda account, name: input_lines if name == "files/upstreaminput" else None
+    stored_input = input_file
+    body = file_batch(input_file)
 
     name = (await create(member_headers, body))["name"]
     assert json.loads(dispatcher.tasks[-1].body)["batch"]["inputConfig"]["fileName"] == "files/upstreaminput"
     done = await until_done(member_headers, name)
 
+    assert done["metadata"]["inputConfig"] == {"fileName": stored_input.name}
+    assert "upstreaminput" not in json.dumps(done)
     responses_name = done["metadata"]["output"]["responsesFile"]
     assert done["response"]["responsesFile"] == responses_name
     generated_file = await StoredFile.objects.aget(source="GENERATED")
