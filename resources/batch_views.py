@@ -84,7 +84,7 @@ async def _handled(
     finally:
         event.latency_ms = int((time.monotonic() - started) * 1000)
         if admission is not None:
-            await admission.settle(0)
+            await admission.settle(event.total_tokens)
         usage.record(event)
 
 
@@ -236,7 +236,14 @@ async def _about(
         event.model = batch.model.removeprefix("models/")
         event.executor_account = placement.account.label
         await batches.require_executor(placement, batch.name)
-        return await act(batch, placement)
+        state_before = batch.state
+        response = await act(batch, placement)
+        if batch.state == batches.SUCCEEDED != state_before:
+            # The call that first sees the batch done carries what it cost, once.
+            spent = batches.tokens_spent(batch.last_seen)
+            event.prompt_tokens, event.candidates_tokens = spent["promptTokenCount"], spent["candidatesTokenCount"]
+            event.thoughts_tokens, event.cached_tokens = spent["thoughtsTokenCount"], spent["cachedContentTokenCount"]
+        return response
 
     return await _handled(request, method, "", work, reads_body=reads_body)
 

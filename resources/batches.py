@@ -28,6 +28,8 @@ BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateCo
 # Google keeps a batch's record and its results about this long; gemproxy's record says so too.
 LIFETIME = timedelta(hours=48)
 GENERATED = "GENERATED"
+SUCCEEDED = "BATCH_STATE_SUCCEEDED"
+_TOKEN_COUNTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount")
 _ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
@@ -219,3 +221,22 @@ def generated_file(batch: Batch, account_id: int, upstream_file: str) -> StoredF
         )
         placements.remember(Kind.FILE, stored.id, account_id, upstream_file, expires_at=now + LIFETIME)
     return stored
+
+
+def tokens_spent(operation: dict) -> dict[str, int]:
+    """The tokens of a done batch's inlined responses, summed (a responses file's are not read here)."""
+    spent = dict.fromkeys(_TOKEN_COUNTS, 0)
+    output = _metadata_of(operation).get("output")
+    inlined = output.get("inlinedResponses") if isinstance(output, dict) else None
+    items = inlined.get("inlinedResponses") if isinstance(inlined, dict) else None
+    for item in items if isinstance(items, list) else []:
+        response = item.get("response") if isinstance(item, dict) else None
+        metadata = response.get("usageMetadata") if isinstance(response, dict) else None
+        if not isinstance(metadata, dict):
+            continue
+        for name in _TOKEN_COUNTS:
+            value = metadata.get(name)
+            # int64 may come as a string; anything else (or absurd) counts for nothing.
+            if isinstance(value, int | str) and str(value).isdigit() and len(str(value)) < 12:
+                spent[name] += int(value)
+    return spent

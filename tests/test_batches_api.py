@@ -584,3 +584,20 @@ async def test_a_generated_files_download_is_unavailable_while_its_account_has_n
 
     assert (refused.value.http_status, refused.value.status) == (503, "UNAVAILABLE")
     assert dispatcher.tasks == []
+
+
+async def test_the_call_that_first_sees_a_batch_done_records_its_tokens_once(dispatcher, account_ids, member_headers):
+    await connect(account_ids[0])
+    name = (await create(member_headers, inline_batch("one two three", "four five")))["name"]
+    done = await until_done(member_headers, name)
+    await get(member_headers, name)
+
+    await sync_to_async(usage.flush)()
+
+    expected = sum(
+        item["response"]["usageMetadata"]["totalTokenCount"]
+        for item in done["metadata"]["output"]["inlinedResponses"]["inlinedResponses"]
+    )
+    gets = [r.prompt_tokens + r.candidates_tokens async for r in UsageRecord.objects.filter(method="batches.get")]
+    assert expected > 0
+    assert sorted(gets) == [0] * (len(gets) - 1) + [expected]
