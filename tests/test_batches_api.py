@@ -255,13 +255,38 @@ async def test_create_without_a_key_is_refused_as_google_does(dispatcher, accoun
     assert (answer.status, answer.error["status"]) == (403, "PERMISSION_DENIED")
 
 
-async def test_a_batch_naming_files_waits_for_the_files_work(dispatcher, account_ids, member_headers):
+async def test_a_batch_naming_a_file_the_member_does_not_have_is_permission_denied(
+    dispatcher, account_ids, member_headers, other_member
+):
     await connect(account_ids[0])
-    body = json.dumps({"batch": {"inputConfig": {"fileName": "files/abc123"}}}).encode()
+    theirs = await StoredFile.objects.acreate(
+        owner=other_member, mime_type="application/jsonl", state="ACTIVE", expires_at="2100-01-01T00:00Z"
+    )
+
+    for name in ("files/abc123", theirs.name):
+        body = json.dumps({"batch": {"inputConfig": {"fileName": name}}}).encode()
+        answer = await asgi_call("POST", CREATE, headers=member_headers, body=body)
+        assert (answer.status, answer.error["status"]) == (403, "PERMISSION_DENIED")
+    assert dispatcher.tasks == []
+
+
+async def test_without_the_files_work_a_batch_naming_files_is_unimplemented(
+    dispatcher, account_ids, member_headers, member, monkeypatch
+):
+    await connect(account_ids[0])
+    mine = await StoredFile.objects.acreate(
+        owner=member, mime_type="application/jsonl", state="ACTIVE", expires_at="2100-01-01T00:00Z"
+    )
+
+    def absent(name: str):
+        raise ImportError(name)
+
+    monkeypatch.setattr(batch_views.importlib, "import_module", absent)
+    body = json.dumps({"batch": {"inputConfig": {"fileName": mine.name}}}).encode()
 
     answer = await asgi_call("POST", CREATE, headers=member_headers, body=body)
 
-    assert answer.status in (403, 501)  # another member's / no such file, or the files work not merged yet
+    assert (answer.status, answer.error["status"]) == (501, "UNIMPLEMENTED")
     assert dispatcher.tasks == []
 
 
@@ -601,3 +626,39 @@ async def test_the_call_that_first_sees_a_batch_done_records_its_tokens_once(dis
     gets = [r.prompt_tokens + r.candidates_tokens async for r in UsageRecord.objects.filter(method="batches.get")]
     assert expected > 0
     assert sorted(gets) == [0] * (len(gets) - 1) + [expected]
+
+
+async def test_files_named_in_inline_requests_are_placed_on_the_account_that_runs_the_batch(
+    dispatcher, account_ids, member_headers, member, monkeypatch
+):
+    a, b = account_ids
+    await connect(a)
+    await connect(b)
+    picture = await StoredFile.objects.acreate(
+        owner=member, mime_type="image/png", state="ACTIVE", expires_at="2100-01-01T00:00Z"
+    )
+    await Placement.objects.acreate(kind=Kind.FILE, resource_id=picture.id, account_id=b, upstream_name="files/onb")
+    placed_on = []
+
+    async def ensure_files_on(account_id, files):
+        placed_on.append((account_id, [f.id for f in files]))
+        return {picture.id: await Placement.objects.aget(kind=Kind.FILE, resource_id=picture.id, account_id=account_id)}
+
+    def rewrite(payload, placed):
+        return json.loads(json.dumps(payload).replace(picture.name, placed[picture.id].upstream_name))
+
+    stand_ins = {
+        "replication": SimpleNamespace(ensure_files_on=ensure_files_on),
+        "references": SimpleNamespace(file_ids=lambda payload: {picture.id}, rewrite=rewrite),
+    }
+    monkeypatch.setattr(batch_views, "_files_work", stand_ins.__getitem__)
+    part = {"file_data": {"file_uri": picture.name, "mime_type": "image/png"}}
+    request = {"request": {"contents": [{"parts": [{"text": "describe"}, part]}]}}
+    body = json.dumps({"batch": {"inputConfig": {"requests": {"requests": [request]}}}}).encode()
+
+    await create(member_headers, body)
+
+    assert placed_on == [(b, [picture.id])]  # the account already holding the file
+    assert dispatcher.tasks[-1].accounts == frozenset({b})
+    assert b"files/onb" in dispatcher.tasks[-1].body and picture.name.encode() not in dispatcher.tasks[-1].body
+    assert (await Placement.objects.aget(kind=Kind.BATCH)).account_id == b
