@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -125,7 +126,7 @@ async def create_batch(request: HttpRequest, version: str, model: ModelName) -> 
         input_file = _member_input_file(config)  # before any rewriting, which may change ``config``
         file_ids = _referenced_files(payload, config)
         if file_ids:
-            account_id, payload = await _place_files(key, payload, config, file_ids)
+            account_id, payload = await _place_files(key, payload, file_ids)
             body, accounts = json.dumps(payload).encode(), frozenset({account_id})
         answer = await upstream.call(
             "POST", f"/{version}/{model}:batchGenerateContent", body=body, accounts=accounts, model=model.model_id
@@ -179,7 +180,7 @@ def _mentions_file_uri(value: Any) -> bool:
     return False
 
 
-async def _place_files(key: ProxyKey, payload: dict, config: dict, file_ids: set[str]) -> tuple[int, dict]:
+async def _place_files(key: ProxyKey, payload: dict, file_ids: set[str]) -> tuple[int, dict]:
     """One connected account holding (or given) every file, and the body rewritten to that account's names."""
     files = await _owned_files(key, file_ids)
     live = {row["account_id"] for row in await get_registry().snapshot()}
@@ -189,23 +190,24 @@ async def _place_files(key: ProxyKey, payload: dict, config: dict, file_ids: set
     account_id = min(holding or live)
     placed: dict[str, Placement] = await _files_work("replication").ensure_files_on(account_id, files)
     payload = _files_work("references").rewrite(payload, placed)
-    file_name = _field(_field(_field(payload, "batch"), "inputConfig"), "fileName")
-    if isinstance(file_name, str):
-        match = _PROXY_FILE.search(file_name)
-        if match and match.group(1) in placed:
-            new_config = dict(_field(_field(payload, "batch"), "inputConfig"))
-            new_config.pop("file_name", None)
-            new_config["fileName"] = placed[match.group(1)].upstream_name
-            batch = dict(_field(payload, "batch"))
-            batch.pop("input_config", None)
-            batch["inputConfig"] = new_config
-            payload = {**{k: v for k, v in payload.items() if k != "batch"}, "batch": batch}
-    return account_id, payload
+    return account_id, _with_upstream_input_file(payload, placed)
+
+
+def _with_upstream_input_file(payload: dict, placed: dict[str, Placement]) -> dict:
+    """``payload`` whose ``batch.inputConfig.fileName`` names the account's copy (a batch field, not a fileData)."""
+    batch = dict(_field(payload, "batch"))
+    config = dict(_field(batch, "inputConfig"))
+    match = _PROXY_FILE.search(str(_field(config, "fileName") or ""))
+    if match is None or match.group(1) not in placed:
+        return payload
+    config.pop("file_name", None)
+    config["fileName"] = placed[match.group(1)].upstream_name
+    batch.pop("input_config", None)
+    batch["inputConfig"] = config
+    return {**payload, "batch": batch}
 
 
 async def _owned_files(key: ProxyKey, file_ids: set[str]) -> list[StoredFile]:
-    from asgiref.sync import sync_to_async
-
     def load() -> list[StoredFile]:
         return list(StoredFile.objects.filter(owner_id=key.user_id, id__in=file_ids, state=StoredFile.State.ACTIVE))
 
