@@ -65,11 +65,12 @@ def _metadata_of(operation: dict) -> dict:
 
 
 def account_unavailable(placement: Placement, what: str) -> ApiError:
+    # Members never learn which Google accounts serve them (the admin does): the message does not name it.
     return ApiError(
         503,
         "UNAVAILABLE",
-        f"{what} lives on the executor account {placement.account.label!r}, which has no executor connected "
-        "right now. Try again when that account is back online.",
+        f"{what} lives on one executor account of this gateway, and no executor of that account is connected "
+        "right now. Try again when it is back online.",
         outcome="unavailable",
         headers={"Retry-After": "30"},
     )
