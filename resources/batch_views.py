@@ -9,6 +9,7 @@ as usage like any Gemini call (``_handled``).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import re
@@ -82,6 +83,9 @@ async def _handled(
         unavailable = _backend_unavailable()
         event.outcome, event.status_code = unavailable.outcome, unavailable.http_status
         return unavailable.response()
+    except asyncio.CancelledError:
+        event.outcome = "client_cancelled"
+        raise
     finally:
         event.latency_ms = int((time.monotonic() - started) * 1000)
         if admission is not None:
@@ -229,7 +233,7 @@ async def _about(
     request: HttpRequest,
     method: str,
     batch_id: str,
-    act: Callable[[Batch, Placement], Awaitable[HttpResponse]],
+    act: Callable[[Batch, Placement, UsageEvent], Awaitable[HttpResponse]],
     *,
     reads_body: bool = False,
 ) -> HttpResponse:
@@ -238,14 +242,7 @@ async def _about(
         event.model = batch.model.removeprefix("models/")
         event.executor_account = placement.account.label
         await batches.require_executor(placement, batch.name)
-        state_before = batch.state
-        response = await act(batch, placement)
-        if batch.state == batches.SUCCEEDED != state_before:
-            # The call that first sees the batch done carries what it cost, once.
-            spent = batches.tokens_spent(batch.last_seen)
-            event.prompt_tokens, event.candidates_tokens = spent["promptTokenCount"], spent["candidatesTokenCount"]
-            event.thoughts_tokens, event.cached_tokens = spent["thoughtsTokenCount"], spent["cachedContentTokenCount"]
-        return response
+        return await act(batch, placement, event)
 
     return await _handled(request, method, "", work, reads_body=reads_body)
 
@@ -268,18 +265,28 @@ def _relayed_error(answer: upstream.UpstreamAnswer, batch: Batch, placement: Pla
     return HttpResponse(body, status=answer.status, content_type=JSON)
 
 
-async def _get(version: str, batch: Batch, placement: Placement) -> HttpResponse:
+async def _get(version: str, batch: Batch, placement: Placement, event: UsageEvent) -> HttpResponse:
     answer = await _pinned_call(placement, batch, "GET", f"/{version}/batches/{batches.upstream_id(placement)}")
     if not answer.ok:
         return _relayed_error(answer, batch, placement)
-    return _json_answer(await batches.aobserve(batch, placement, _operation_of(answer)))
+    observed = await batches.aobserve(batch, placement, _operation_of(answer))
+    _count_tokens(observed, event)
+    return _json_answer(observed.operation)
+
+
+def _count_tokens(observed: batches.Observed, event: UsageEvent) -> None:
+    if observed.newly_succeeded:
+        # The call that first sees the batch done carries what it cost, once.
+        spent = batches.tokens_spent(observed.operation)
+        event.prompt_tokens, event.candidates_tokens = spent["promptTokenCount"], spent["candidatesTokenCount"]
+        event.thoughts_tokens, event.cached_tokens = spent["thoughtsTokenCount"], spent["cachedContentTokenCount"]
 
 
 @gemini_api("GET", "DELETE")
 async def batch(request: HttpRequest, version: str, batch_id: str) -> HttpResponse:
     if request.method == "DELETE":
-        return await _about(request, "batches.delete", batch_id, lambda b, p: _delete(version, b, p))
-    return await _about(request, "batches.get", batch_id, lambda b, p: _get(version, b, p))
+        return await _about(request, "batches.delete", batch_id, lambda b, p, e: _delete(version, b, p))
+    return await _about(request, "batches.get", batch_id, lambda b, p, e: _get(version, b, p, e))
 
 
 async def _delete(version: str, batch: Batch, placement: Placement) -> HttpResponse:
@@ -293,7 +300,7 @@ async def _delete(version: str, batch: Batch, placement: Placement) -> HttpRespo
 
 @gemini_api("POST")
 async def cancel_batch(request: HttpRequest, version: str, batch_id: str) -> HttpResponse:
-    async def cancel(batch: Batch, placement: Placement) -> HttpResponse:
+    async def cancel(batch: Batch, placement: Placement, event: UsageEvent) -> HttpResponse:
         path = f"/{version}/batches/{batches.upstream_id(placement)}"
         answer = await _pinned_call(placement, batch, "POST", f"{path}:cancel")
         if not answer.ok:
@@ -302,7 +309,7 @@ async def cancel_batch(request: HttpRequest, version: str, batch_id: str) -> Htt
         try:
             after = await _pinned_call(placement, batch, "GET", path)
             if after.ok:
-                await batches.aobserve(batch, placement, _operation_of(after))
+                _count_tokens(await batches.aobserve(batch, placement, _operation_of(after)), event)
         except (ApiError, DispatchError):
             pass  # the next get will tell
         return _json_answer({})
@@ -322,7 +329,7 @@ async def batch_action(request: HttpRequest, version: str, batch_id: str, action
 
 @gemini_api("GET")
 async def operation(request: HttpRequest, version: str, operation_id: str) -> HttpResponse:
-    return await _about(request, "operations.get", operation_id, lambda b, p: _get(version, b, p))
+    return await _about(request, "operations.get", operation_id, lambda b, p, e: _get(version, b, p, e))
 
 
 @gemini_api("GET")

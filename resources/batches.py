@@ -11,6 +11,7 @@ rewritten to those names (``member_operation``) and kept as the batch's
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -113,21 +114,37 @@ def create(key: Any, model: str, operation: dict, account_id: int, input_file: s
 acreate = sync_to_async(create)
 
 
-def observe(batch: Batch, placement: Placement, operation: dict) -> dict:
-    """The upstream's latest word on the batch, in the member's names; the database updated from it."""
-    files = _generated_files(batch, placement, operation)
-    input_file = input_file_of(batch)
-    copy_of_input = placements.on_account(Kind.FILE, input_file.removeprefix("files/"), placement.account_id)
-    if input_file and copy_of_input is not None:
-        files[copy_of_input.upstream_name] = input_file
-    shown = member_operation(batch, operation, files, input_file)
-    state = _metadata_of(shown).get("state")
-    if isinstance(state, str) and state:
-        batch.state = state[:40]
-    batch.last_seen = shown
-    batch.updated_at = timezone.now()
-    batch.save(update_fields=["state", "last_seen", "updated_at"])
-    return shown
+@dataclass(frozen=True)
+class Observed:
+    operation: dict  # in the member's names
+    newly_succeeded: bool  # this answer is the first to say SUCCEEDED: its tokens are counted now, once
+
+
+def observe(batch: Batch, placement: Placement, operation: dict) -> Observed:
+    """The upstream's latest word on the batch, in the member's names; the database updated from it.
+
+    The batch's row is locked meanwhile, so that two calls seeing it done at once
+    record one responses file and count its tokens once.
+    """
+    with transaction.atomic():
+        locked = Batch.objects.select_for_update().filter(pk=batch.pk).first()
+        if locked is None:  # deleted meanwhile
+            return Observed(member_operation(batch, operation, {}, input_file_of(batch)), False)
+        files = _generated_files(locked, placement, operation)
+        input_file = input_file_of(locked)
+        copy_of_input = placements.on_account(Kind.FILE, input_file.removeprefix("files/"), placement.account_id)
+        if input_file and copy_of_input is not None:
+            files[copy_of_input.upstream_name] = input_file
+        shown = member_operation(locked, operation, files, input_file)
+        state_before = locked.state
+        state = _metadata_of(shown).get("state")
+        if isinstance(state, str) and state:
+            locked.state = state[:40]
+        locked.last_seen = shown
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["state", "last_seen", "updated_at"])
+    batch.state, batch.last_seen, batch.updated_at = locked.state, locked.last_seen, locked.updated_at
+    return Observed(shown, state_before != SUCCEEDED and locked.state == SUCCEEDED)
 
 
 aobserve = sync_to_async(observe)
