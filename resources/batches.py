@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from executors.registry import get_registry
@@ -32,6 +32,11 @@ GENERATED = "GENERATED"
 SUCCEEDED = "BATCH_STATE_SUCCEEDED"
 _TOKEN_COUNTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount")
 _ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _atomic() -> transaction.Atomic:
+    # On the database the models are written to, wherever a router sends them.
+    return transaction.atomic(using=router.db_for_write(Batch))
 
 
 def valid_id(batch_id: str) -> bool:
@@ -96,7 +101,7 @@ def create(key: Any, model: str, operation: dict, account_id: int, input_file: s
     """
     metadata = _metadata_of(operation)
     now = timezone.now()
-    with transaction.atomic():
+    with _atomic():
         batch = Batch.objects.create(
             owner_id=key.user_id,
             key=key,
@@ -126,7 +131,7 @@ def observe(batch: Batch, placement: Placement, operation: dict) -> Observed:
     The batch's row is locked meanwhile, so that two calls seeing it done at once
     record one responses file and count its tokens once.
     """
-    with transaction.atomic():
+    with _atomic():
         locked = Batch.objects.select_for_update().filter(pk=batch.pk).first()
         if locked is None:  # deleted meanwhile
             return Observed(member_operation(batch, operation, {}, input_file_of(batch)), False)
@@ -152,7 +157,7 @@ aobserve = sync_to_async(observe)
 
 def forget(batch: Batch) -> None:
     """The upstream deleted it: so does gemproxy (its responses file, a file of its own, stays)."""
-    with transaction.atomic():
+    with _atomic():
         placements.forget(Kind.BATCH, batch.id)
         batch.delete()
 
@@ -227,7 +232,7 @@ def generated_file(batch: Batch, account_id: int, upstream_file: str) -> StoredF
         if stored is not None:
             return stored
     now = timezone.now()
-    with transaction.atomic():
+    with _atomic():
         stored = StoredFile.objects.create(
             owner_id=batch.owner_id,
             key_id=batch.key_id,
