@@ -663,3 +663,15 @@ async def test_files_named_in_inline_requests_are_placed_on_the_account_that_run
     assert dispatcher.tasks[-1].accounts == frozenset({b})
     assert b"files/onb" in dispatcher.tasks[-1].body and picture.name.encode() not in dispatcher.tasks[-1].body
     assert (await Placement.objects.aget(kind=Kind.BATCH)).account_id == b
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1beta/batches", "/v1beta/batches/abcdefghijkl", "/v1beta/batches/abcdefghijkl:cancel"]
+)
+async def test_a_cors_preflight_needs_no_key_on_any_batch_route(path):
+    answer = await asgi_call(
+        "OPTIONS", path, headers={"origin": "https://app.example", "access-control-request-method": "GET"}
+    )
+
+    assert answer.status == 204
+    assert "x-goog-api-key" in answer.headers["access-control-allow-headers"]
