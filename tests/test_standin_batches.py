@@ -212,3 +212,10 @@ async def test_malformed_create_bodies_are_invalid_argument(fake, http, body):
     async with http.post(f"{fake.url}/v1beta/models/{MODEL}:batchGenerateContent", json=body) as answer:
         assert answer.status == 400
         assert (await answer.json())["error"]["status"] == "INVALID_ARGUMENT"
+
+
+async def test_a_model_without_batch_generation_is_not_found_for_it(sdk):
+    with pytest.raises(errors.ClientError) as missing:
+        await sdk.aio.batches.create(model="text-embedding-004", src=inline("x"))
+
+    assert (missing.value.code, missing.value.status) == (404, "NOT_FOUND")

@@ -138,6 +138,13 @@ class BatchService:
     # models/{m}:batchGenerateContent, called by the server's model-method dispatch.
 
     async def create(self, request: web.Request, model: dict, payload: dict) -> web.Response:
+        if "batchGenerateContent" not in model["supportedGenerationMethods"]:
+            version = request.path.split("/")[1]
+            raise GoogleError(
+                404,
+                f"{model['name']} is not found for API version {version}, or is not supported for "
+                "batchGenerateContent. Call ListModels to see the list of available models and their supported methods.",
+            )
         batch = get_field(payload, "batch")
         if not isinstance(batch, dict):
             raise GoogleError(400, 'Invalid JSON payload received. Unknown name "": the body must be {"batch": {...}}.')
