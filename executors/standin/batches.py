@@ -143,7 +143,8 @@ class BatchService:
             raise GoogleError(
                 404,
                 f"{model['name']} is not found for API version {version}, or is not supported for "
-                "batchGenerateContent. Call ListModels to see the list of available models and their supported methods.",
+                "batchGenerateContent. Call ListModels to see the list of available models and their "
+                "supported methods.",
             )
         batch = get_field(payload, "batch")
         if not isinstance(batch, dict):
