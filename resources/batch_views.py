@@ -37,7 +37,7 @@ from gateway.resources import ModelName, quoted
 from gateway.views import gemini_api
 from resources import batches, placements, upstream
 from resources.google_api import GoogleResourceView, Paging, listed
-from resources.models import Batch, Kind, Placement, StoredFile
+from resources.models import Batch, Placement, StoredFile
 
 Work = Callable[[ProxyKey, bytes, UsageEvent], Awaitable[HttpResponse]]
 
@@ -190,7 +190,7 @@ async def _place_files(key: ProxyKey, payload: dict, file_ids: set[str]) -> tupl
     live = {row["account_id"] for row in await get_registry().snapshot()}
     if not live:
         raise ApiError(503, "UNAVAILABLE", "No executor is available to serve this request. Try again later.")
-    holding = await placements.aholding_all(Kind.FILE, file_ids) & live
+    holding = await placements.aholding_all(batches.FILE_KIND, file_ids) & live
     account_id = min(holding or live)
     placed: dict[str, Placement] = await _files_work("replication").ensure_files_on(account_id, files)
     payload = _files_work("references").rewrite(payload, placed)

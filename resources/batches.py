@@ -30,6 +30,9 @@ BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateCo
 LIFETIME = timedelta(hours=48)
 GENERATED = "GENERATED"
 SUCCEEDED = "BATCH_STATE_SUCCEEDED"
+# Kind's members read as (value, label) tuples to mypy without Django's stubs; Kind(value) is the member.
+BATCH_KIND = Kind(Kind.BATCH)
+FILE_KIND = Kind(Kind.FILE)
 _TOKEN_COUNTS = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount")
 _ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
@@ -110,7 +113,7 @@ def create(key: Any, model: str, operation: dict, account_id: int, input_file: s
             state=str(metadata.get("state") or "BATCH_STATE_PENDING")[:40],
             expires_at=now + LIFETIME,
         )
-        placements.remember(Kind.BATCH, batch.id, account_id, str(operation["name"]))
+        placements.remember(BATCH_KIND, batch.id, account_id, str(operation["name"]))
         batch.last_seen = member_operation(batch, operation, {}, input_file)
         batch.save(update_fields=["last_seen"])
     return batch
@@ -137,7 +140,7 @@ def observe(batch: Batch, placement: Placement, operation: dict) -> Observed:
             return Observed(member_operation(batch, operation, {}, input_file_of(batch)), False)
         files = _generated_files(locked, placement, operation)
         input_file = input_file_of(locked)
-        copy_of_input = placements.on_account(Kind.FILE, input_file.removeprefix("files/"), placement.account_id)
+        copy_of_input = placements.on_account(FILE_KIND, input_file.removeprefix("files/"), placement.account_id)
         if input_file and copy_of_input is not None:
             files[copy_of_input.upstream_name] = input_file
         shown = member_operation(locked, operation, files, input_file)
@@ -158,7 +161,7 @@ aobserve = sync_to_async(observe)
 def forget(batch: Batch) -> None:
     """The upstream deleted it: so does gemproxy (its responses file, a file of its own, stays)."""
     with _atomic():
-        placements.forget(Kind.BATCH, batch.id)
+        placements.forget(BATCH_KIND, batch.id)
         batch.delete()
 
 
@@ -242,7 +245,7 @@ def generated_file(batch: Batch, account_id: int, upstream_file: str) -> StoredF
             source=GENERATED,
             expires_at=now + LIFETIME,
         )
-        placements.remember(Kind.FILE, stored.id, account_id, upstream_file, expires_at=now + LIFETIME)
+        placements.remember(FILE_KIND, stored.id, account_id, upstream_file, expires_at=now + LIFETIME)
     return stored
 
 
