@@ -27,6 +27,8 @@ the answer is complete. `standin.in_flight` / `standin.peak_in_flight` count req
 being answered. `GeminiStandIn(valid_keys={"k"})` makes it check API keys as Google
 does (403 without a key, 400 API_KEY_INVALID for a wrong one); by default any
 caller is accepted, as AI Studio's environment does for the browser executor.
+`GeminiStandIn(batch_delays=(pending, running))` sets how long a new batch stays PENDING and RUNNING
+(`standin.batches`: the Batch API, `executors/standin/batches.py`).
 `GeminiStandIn(disclose=True)` marks every answer's `modelVersion` as the stand-in's.
 `GeminiStandIn(quotas={"key-a": 2}, quota_window=60)` gives the upstream key
 `key-a` Google's free-tier quota of 2 generate calls per model per window,

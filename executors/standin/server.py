@@ -17,6 +17,7 @@ from executors.standin.answers import (
     _sse_event,
     embedding_values,
 )
+from executors.standin.batches import BatchService
 from executors.standin.catalog import API_VERSIONS, EMBEDDING_DIMENSIONS, MODELS, _find_model
 from executors.standin.errors import GoogleError, directive_error
 from executors.standin.prompts import Directives, Prompt, _as_list, get_field
@@ -77,11 +78,13 @@ class GeminiStandIn:
         disclose: bool = False,
         quotas: dict[str, int] | None = None,
         quota_window: float = 60.0,
+        batch_delays: tuple[float, float] = (1.0, 1.0),
     ):
         self.valid_keys = valid_keys
         self.quota = FreeTierQuota(quotas or {}, quota_window)
         self.record = record
         self.disclose = disclose
+        self.batches = BatchService(delays=batch_delays, disclose=disclose)
         self.requests: list[RecordedRequest] = []
         self.request_count = 0
         self.stream_held = asyncio.Event()
@@ -110,6 +113,7 @@ class GeminiStandIn:
             app.router.add_get(f"/{version}/models", self._list_models)
             app.router.add_get(f"/{version}/models/{{model}}", self._get_model)
             app.router.add_post(f"/{version}/models/{{model_method}}", self._model_method)
+        self.batches.routes(app, API_VERSIONS)
         # handler_cancellation: a caller that hangs up cancels its handler, even one
         # waiting at #hold, which is how stream_aborted learns of it.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
@@ -236,6 +240,7 @@ class GeminiStandIn:
             "countTokens": self._count_tokens,
             "embedContent": self._embed,
             "batchEmbedContents": self._batch_embed,
+            "batchGenerateContent": self.batches.create,
         }
         if method not in handlers:
             raise GoogleError(404, f"Method {method} is not supported by the gemproxy stand-in.")
