@@ -28,7 +28,7 @@ from accounts.models import ProxyKey
 from accounts.usage import UsageEvent
 from executors.dispatcher import DispatchError
 from executors.registry import get_registry
-from gateway.answer_headers import JSON, preflight
+from gateway.answer_headers import JSON
 from gateway.auth import authenticate
 from gateway.errors import ApiError, invalid_argument, not_found
 from gateway.payload import checked_body
@@ -347,14 +347,6 @@ class BatchList(GoogleResourceView):
     """``GET /{v}/batches``: the member's batches, newest first, as their latest operations."""
 
     paging = Paging(default_size=50, max_size=1000)
-
-    def initial(self, request: Request, *args, **kwargs) -> None:
-        # A CORS preflight carries no key: it is answered as on every Gemini route, without one.
-        if request.method != "OPTIONS":
-            super().initial(request, *args, **kwargs)
-
-    def options(self, request: Request, *args, **kwargs) -> HttpResponse:
-        return preflight(request._request)
 
     def get(self, request: Request, version: str) -> Response:
         started = time.monotonic()

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import JSONParser
@@ -34,7 +35,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ProxyKeyAuthentication, secret_from
 from accounts.models import ProxyKey
-from gateway.answer_headers import mark_api_answer
+from gateway.answer_headers import mark_api_answer, preflight
 from gateway.errors import ApiError, invalid_argument, missing_api_key
 
 # DRF's exception classes, by the status Google would name.
@@ -126,6 +127,14 @@ class GoogleResourceView(APIView):
 
     def get_exception_handler(self):
         return google_exception_handler
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # A CORS preflight carries no key: it is answered as on every Gemini route, without one.
+        if request.method != "OPTIONS":
+            super().initial(request, *args, **kwargs)
+
+    def options(self, request: Request, *args, **kwargs) -> HttpResponse:
+        return preflight(request._request)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
