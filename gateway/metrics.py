@@ -22,6 +22,7 @@ import os
 import re
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -40,6 +41,7 @@ from prometheus_client.registry import Collector
 
 from accounts import usage
 from executors.registry import get_registry
+from gemproxy_site import metrics_dir
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +220,7 @@ async def _read_registry() -> tuple[list[dict] | None, int | None]:
 def counted_metrics() -> bytes:
     """The counters and histograms: of every live process sharing the directory, else of this one."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir.remove_dead_live_gauges(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)

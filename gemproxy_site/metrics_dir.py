@@ -32,10 +32,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_dead_processes(directory: Path) -> list[Path]:
-    """Delete the metric files of processes no longer running; return what was deleted."""
+def remove_dead_processes(directory: Path, pattern: str = "*.db") -> list[Path]:
+    """Delete the metric files (of ``pattern``) of processes no longer running; return what was deleted."""
     removed = []
-    for path in directory.glob("*.db"):
+    for path in directory.glob(pattern):
         match = _FILE_OF_PID.fullmatch(path.name)
         if match and not _alive(int(match.group(1))):
             try:
@@ -44,6 +44,11 @@ def remove_dead_processes(directory: Path) -> list[Path]:
                 continue
             removed.append(path)
     return removed
+
+
+def remove_dead_live_gauges(directory: Path) -> list[Path]:
+    """At each scrape: a gauge of the processes alive (a queue's depth) must not count a dead one's last value."""
+    return remove_dead_processes(directory, "gauge_live*.db")
 
 
 def prepare(directory: Path) -> None:

@@ -139,3 +139,16 @@ def test_the_calls_of_every_live_process_are_summed_and_a_dead_ones_leave_at_the
     start_counting(tmp_path, 1, processes)  # removes the dead process's files as it starts
 
     assert ok_calls(tmp_path / "metrics") == 5
+
+
+def test_a_scrape_forgets_the_live_gauges_of_dead_processes_but_keeps_their_counters(tmp_path: Path) -> None:
+    from gemproxy_site.metrics_dir import remove_dead_live_gauges
+
+    dead = a_dead_pid()
+    for name in (f"gauge_livesum_{dead}.db", f"counter_{dead}.db", f"gauge_livesum_{os.getpid()}.db"):
+        (tmp_path / name).write_bytes(b"")
+
+    assert [path.name for path in remove_dead_live_gauges(tmp_path)] == [f"gauge_livesum_{dead}.db"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [f"counter_{dead}.db", f"gauge_livesum_{os.getpid()}.db"]
+    )
