@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -51,6 +52,7 @@ MAX_MODELS = 32
 MAX_METHODS = 32
 _MODEL = re.compile(r"(gemini|gemma|learnlm|imagen|veo|lyria|text-embedding|embedding|aqa)[a-z0-9.-]{0,60}")
 _METHOD = re.compile(r"[A-Za-z][A-Za-z.]{0,39}")
+_OUTCOME = re.compile(r"[a-z][a-z_]{0,31}")
 TOKEN_KINDS = ("prompt", "candidates", "thoughts", "cached")
 
 REQUESTS = Counter("gemproxy_requests", "Calls answered, by API method and outcome.", ["method", "outcome"])
@@ -103,6 +105,21 @@ class _Names:
 
 model_label = _Names(_MODEL, MAX_MODELS)
 method_label = _Names(_METHOD, MAX_METHODS)
+# Outcomes are the gateway's own words (accounts.usage.OUTCOMES and the like): bounded all the same.
+outcome_label = _Names(_OUTCOME, 32)
+
+
+# Children by metric and label values: ``labels()`` costs microseconds per call on the
+# relay path, and label values are bounded (above), so the children of a process are too.
+_children: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *values: str) -> Any:
+    key = (metric._name, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children.setdefault(key, metric.labels(*values))
+    return child
 
 
 def count_call(
@@ -115,19 +132,19 @@ def count_call(
 ) -> None:
     """One answered call, counted once, where it ends."""
     method = method_label(method)
-    REQUESTS.labels(method, outcome).inc()
-    DURATION.labels(method).observe(seconds)
+    _child(REQUESTS, method, outcome_label(outcome)).inc()
+    _child(DURATION, method).observe(seconds)
     if first_byte_seconds is not None:
-        FIRST_BYTE.labels(method).observe(first_byte_seconds)
+        _child(FIRST_BYTE, method).observe(first_byte_seconds)
     model = model_label(model)
     for kind, count in tokens.items():
         if count > 0:
-            TOKENS.labels(model, kind).inc(count)
+            _child(TOKENS, model, kind).inc(count)
     _sampler.start()
 
 
 def count_backend_error(component: str) -> None:
-    BACKEND_ERRORS.labels(component).inc()
+    _child(BACKEND_ERRORS, component).inc()
 
 
 class _UsageQueueSampler:
