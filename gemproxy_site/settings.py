@@ -8,6 +8,7 @@ PostgreSQL. The choice is made here, once.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -224,6 +225,9 @@ GEMPROXY_SIGNIN_LOCKOUT_SECONDS = env_int("GEMPROXY_SIGNIN_LOCKOUT_SECONDS", 15 
 GEMPROXY_INVITE_SECONDS = env_int("GEMPROXY_INVITE_SECONDS", 7 * 24 * 3600)
 
 LOG_FORMAT = "json" if env_str("LOG_FORMAT").strip().lower() == "json" else "plain"
+if LOG_FORMAT == "json":
+    # Python's warnings go to stderr as text otherwise: through logging, they are JSON lines too.
+    logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -103,6 +103,25 @@ def test_log_format_json_makes_the_sites_log_lines_json(tmp_path: Path) -> None:
     assert json.loads(line)["logger"] == "gemproxy.calls"
 
 
+def test_python_warnings_are_json_lines_too(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")},
+        "DJANGO_SETTINGS_MODULE": "gemproxy_site.settings",
+        "GEMPROXY_DATA_DIR": str(tmp_path),
+        "SECRET_KEY": "test",
+        "LOG_FORMAT": "json",
+    }
+    program = "import django, warnings; django.setup(); warnings.warn('old thing', DeprecationWarning, stacklevel=1)"
+
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", program], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+
+    [line] = result.stderr.splitlines()
+    assert json.loads(line)["logger"] == "py.warnings"
+    assert "old thing" in json.loads(line)["message"]
+
+
 def test_without_log_format_the_lines_stay_plain(tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "LOG_FORMAT")},
