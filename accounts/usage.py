@@ -382,3 +382,8 @@ def flush() -> int:
 
 def discard_pending() -> None:
     writer.discard_pending()
+
+
+def depth() -> int:
+    """Records of this process not yet in the database, queued or held back (for /metrics)."""
+    return writer.held_back + writer._queue.qsize()

@@ -36,6 +36,7 @@ from yarl import URL
 
 from executors import protocol, task_checks
 from executors.task_checks import BadTask
+from gemproxy_site.log_format import use_json_logs
 
 __version__ = "1.0"
 SOFTWARE = f"gemproxy-agent/{__version__}"
@@ -317,7 +318,16 @@ class Connection:
             if self.tasks.get(task.id) is task:
                 del self.tasks[task.id]
             path = task.request["path"]
-            log.info("%s %s %s %.3fs", task.request["method"], path, outcome, time.monotonic() - started)
+            request_id = task.request.get("request_id", "-")
+            log.info(
+                "%s %s %s %.3fs request_id=%s",
+                task.request["method"],
+                path,
+                outcome,
+                time.monotonic() - started,
+                request_id,
+                extra={"request_id": request_id, "outcome": outcome},
+            )
 
     async def _perform(self, task: Task) -> str:
         """Performs the call and relays it; returns the outcome for the log line."""
@@ -587,7 +597,10 @@ async def run_until_signalled(agent: Agent) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+        use_json_logs(logging.INFO)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
     log.info("%s starting: %d slots, upstream %s", SOFTWARE, config.concurrency, URL(config.upstream).origin())
     asyncio.run(run_until_signalled(Agent(config)))

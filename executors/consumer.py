@@ -330,6 +330,8 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             "headers": message["headers"],
             "body_chunks": len(pieces),
         }
+        if message.get("request_id"):
+            request["request_id"] = message["request_id"]
         await self.send(text_data=protocol.dumps(request))
         for seq, piece in enumerate(pieces):
             body: protocol.RequestBody = {

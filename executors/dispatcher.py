@@ -110,6 +110,8 @@ class Task:
     # accounts may serve it (None: any), and among those, these are preferred.
     accounts: frozenset[int] | None = None
     prefer: frozenset[int] = frozenset()
+    # The call's id in the gateway's log (gateway.request_id), for the executor's log.
+    request_id: str = ""
 
 
 @dataclass
@@ -245,6 +247,7 @@ class Exchange:
                 "query": self.task.query,
                 "headers": self.task.headers,
                 "body": self.task.body,
+                "request_id": self.task.request_id,
             },
         )
         try:

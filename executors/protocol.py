@@ -118,6 +118,8 @@ class Request(TypedDict):
     query: str
     headers: dict[str, str]
     body_chunks: int
+    # The gateway's id for the client's call, to log with the attempt: visible ASCII, at most 128.
+    request_id: NotRequired[str]
 
 
 class RequestBody(TypedDict):

@@ -128,7 +128,7 @@ def read_request(frame: Mapping[str, Any]) -> protocol.Request:
     problem = path_problem(path) or query_problem(query) or header_problem(headers)
     if problem:
         raise BadTask(problem)
-    return protocol.Request(
+    request = protocol.Request(
         type="request",
         id=frame["id"],
         method=method.upper(),
@@ -137,6 +137,11 @@ def read_request(frame: Mapping[str, Any]) -> protocol.Request:
         headers=headers,
         body_chunks=body_chunks,
     )
+    # Only for the log: one that is not a short visible-ASCII string is left out, not refused.
+    request_id = frame.get("request_id")
+    if isinstance(request_id, str) and _ID.fullmatch(request_id):
+        request["request_id"] = request_id
+    return request
 
 
 def read_body_piece(frame: Mapping[str, Any], expected_seq: int) -> bytes:

@@ -20,12 +20,15 @@ from accounts import usage
 from accounts.limits import Admission, Rejection, admit
 from accounts.usage import UsageEvent
 from executors.dispatcher import CoolingDown, DispatchError, Exchange, ResponseHead, Task
+from gateway import metrics
 from gateway.answer_headers import JSON, SSE, relayed_headers
 from gateway.auth import authenticate
 from gateway.errors import ApiError, internal_error, quota_exhausted
 from gateway.framing import Framing, JsonArrayFraming, SseFraming, UsageTracker
 from gateway.payload import checked_body
 from gateway.query import Query
+from gateway.request_id import HEADER as REQUEST_ID_HEADER
+from gateway.request_id import request_id_of
 from gateway.resources import ModelName
 
 log = logging.getLogger("gemproxy.calls")
@@ -84,6 +87,9 @@ class Relay:
         self.request = request
         self.call = call
         self.started = time.monotonic()
+        self.request_id = request_id_of(request)
+        # Where the call is, so that a backing service's failure is counted against the right one.
+        self.stage = "auth"
         self.event = UsageEvent(
             outcome="ok",
             method=call.method_name,
@@ -96,6 +102,11 @@ class Relay:
         self.usage = UsageTracker()
 
     async def respond(self) -> HttpResponse:
+        response = await self._respond()
+        response[REQUEST_ID_HEADER] = self.request_id
+        return response
+
+    async def _respond(self) -> HttpResponse:
         handed_over = False
         try:
             head = await self._start()
@@ -123,6 +134,7 @@ class Relay:
             return self._error_response(_dispatch_error(error))
         except BACKEND_ERRORS as error:
             log.error("%s refused: a backing service is unavailable: %r", self.call.method_name, error)
+            self._count_backend_error(error)
             unavailable = _backend_unavailable()
             self.event.outcome, self.event.status_code = unavailable.outcome, unavailable.http_status
             return self._error_response(unavailable)
@@ -142,12 +154,16 @@ class Relay:
         self.event.user_id, self.event.key_id = key.user_id, key.pk
         body = await self._upstream_body()
         self.event.request_bytes = len(body)
+        self.stage = "counters"
         try:
             self.admission = await admit(
                 key, model=self.call.model_id, client_ip=self.event.client_ip, request_body=body
             )
         except Rejection as rejection:
+            if rejection.reason == "unavailable":  # the counters could not be reached
+                metrics.count_backend_error("counters")
             raise ApiError.from_rejection(rejection) from None
+        self.stage = "channel_layer"
         self.exchange = Exchange(
             Task(
                 method=self.request.method or "GET",
@@ -160,6 +176,7 @@ class Relay:
                 },
                 body=body,
                 model=self.call.model_id,
+                request_id=self.request_id,
             )
         )
         head = await self.exchange.start()
@@ -185,6 +202,7 @@ class Relay:
             yield framing.error(_dispatch_error(error))
         except BACKEND_ERRORS as error:
             log.error("%s cut short: a backing service is unavailable: %r", self.call.method_name, error)
+            self._count_backend_error(error)
             self.event.outcome = "unavailable"
             yield framing.error(_backend_unavailable())
         except (asyncio.CancelledError, GeneratorExit):
@@ -234,6 +252,10 @@ class Relay:
                 response[name] = value
         return response
 
+    def _count_backend_error(self, error: BaseException) -> None:
+        database = isinstance(error, OperationalError | InterfaceError) or self.stage == "auth"
+        metrics.count_backend_error("database" if database else self.stage)
+
     def _observe_status(self, status: int) -> None:
         if status >= 400 and self.event.outcome == "ok":
             self.event.outcome = "upstream_error"
@@ -259,16 +281,48 @@ class Relay:
             if self.admission is not None:
                 await self.admission.settle(event.total_tokens)
             usage.record(event)
-            log.info(
-                "%s %s model=%s status=%s outcome=%s attempts=%s executor=%s refused_by=%s tokens=%s ms=%s",
-                self.request.method,
+            metrics.count_call(
                 event.method,
-                event.model or "-",
-                event.status_code,
                 event.outcome,
-                event.attempts,
-                event.executor_account or "-",
-                event.refused_by or "-",
-                event.total_tokens,
-                event.latency_ms,
+                time.monotonic() - self.started,
+                None if event.ttfb_ms is None else event.ttfb_ms / 1000,
+                event.model,
+                {
+                    "prompt": event.prompt_tokens,
+                    "candidates": event.candidates_tokens,
+                    "thoughts": event.thoughts_tokens,
+                    "cached": event.cached_tokens,
+                },
             )
+            self._log_call(event)
+
+    def _log_call(self, event: UsageEvent) -> None:
+        """One line per call; with LOG_FORMAT=json its fields are the object's. Never a key or a query."""
+        fields = {
+            "request_id": self.request_id,
+            "http_method": self.request.method,
+            "method": event.method,
+            "model": event.model or "-",
+            "status": event.status_code,
+            "outcome": event.outcome,
+            "attempts": event.attempts,
+            "executor_account": event.executor_account or "-",
+            "refused_by": event.refused_by or "-",
+            "tokens": event.total_tokens,
+            "duration_ms": event.latency_ms,
+        }
+        log.info(
+            "%s %s model=%s status=%s outcome=%s attempts=%s executor=%s refused_by=%s tokens=%s ms=%s request_id=%s",
+            fields["http_method"],
+            fields["method"],
+            fields["model"],
+            fields["status"],
+            fields["outcome"],
+            fields["attempts"],
+            fields["executor_account"],
+            fields["refused_by"],
+            fields["tokens"],
+            fields["duration_ms"],
+            fields["request_id"],
+            extra=fields,
+        )

@@ -18,11 +18,12 @@ from django.db import close_old_connections, reset_queries
 # slashes precede it ("//v1beta/models" from a base URL ending in "/") and
 # whatever follows it, so that every such path answers in Gemini's shape.
 API_ROOTS = frozenset({"v1", "v1beta", "v1alpha", "upload", "openai"})
-HEALTH_PATH = "/healthz"
+# Probes and scrapers name no Host the site would allow (a pod's address), and need no session.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def is_api_path(path: str) -> bool:
-    return path == HEALTH_PATH or path.lstrip("/").split("/", 1)[0] in API_ROOTS
+    return path in PROBE_PATHS or path.lstrip("/").split("/", 1)[0] in API_ROOTS
 
 
 class SiteHandler(ASGIHandler):

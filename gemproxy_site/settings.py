@@ -8,6 +8,7 @@ PostgreSQL. The choice is made here, once.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 
 from gateway.compat.alias_setting import parse_aliases
+from gemproxy_site import metrics_dir
 from gemproxy_site.env import env_bool, env_float, env_int, env_list, env_str
 from gemproxy_site.redis_options import async_client_options
 
@@ -151,6 +153,17 @@ else:
     GEMPROXY_REGISTRY = "executors.registry.LocalRegistry"
     GEMPROXY_COUNTERS = "accounts.counters.in_process.InProcessCounters"
 
+# Metrics (/metrics, gateway.metrics). Distributed installs usually run several
+# processes on one machine: they share a directory, so any of them answers for
+# all. Embedded, the one process counts in memory. An empty directory means per process.
+GEMPROXY_METRICS_DIR = env_str("GEMPROXY_METRICS_DIR", str(DATA_DIR / "metrics") if REDIS_URL else "")
+if GEMPROXY_METRICS_DIR:
+    metrics_dir.prepare(Path(GEMPROXY_METRICS_DIR))
+# When set, /metrics wants "Authorization: Bearer <this>".
+GEMPROXY_METRICS_TOKEN = env_str("GEMPROXY_METRICS_TOKEN")
+# Seconds each of /readyz's checks (database, Redis, executors) may take before it counts as failed.
+GEMPROXY_READYZ_TIMEOUT = env_float("GEMPROXY_READYZ_TIMEOUT", 2.0)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -215,10 +228,18 @@ GEMPROXY_SIGNIN_LOCKOUT_SECONDS = env_int("GEMPROXY_SIGNIN_LOCKOUT_SECONDS", 15 
 # A one-time sign-in link from invite_member or the admin works for so many seconds.
 GEMPROXY_INVITE_SECONDS = env_int("GEMPROXY_INVITE_SECONDS", 7 * 24 * 3600)
 
+LOG_FORMAT = "json" if env_str("LOG_FORMAT").strip().lower() == "json" else "plain"
+if LOG_FORMAT == "json":
+    # Python's warnings go to stderr as text otherwise: through logging, they are JSON lines too.
+    logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # One JSON object per line, for log collectors (LOG_FORMAT=json).
+        "json": {"()": "gemproxy_site.log_format.JsonFormatter"},
+    },
     "filters": {
         # Every call already gets one line from gemproxy.calls; Django's own
         # line per 4xx/5xx answer would repeat it. Keep its tracebacks.
@@ -226,7 +247,7 @@ LOGGING = {
         # "Internal Server Error: /me/welcome/<token>/" must not carry the token.
         "redact_secrets": {"()": "gemproxy_site.access_log.RedactingFilter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR", "filters": ["tracebacks_only", "redact_secrets"]}},
 }

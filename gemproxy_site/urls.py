@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from gateway.health import healthz
+from gateway.health import healthz, readyz
+from gateway.metrics import metrics_view
 from gemproxy_site.favicon import favicon
 
 # The admin names the product, not the framework.
@@ -14,6 +15,8 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/me/", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
+    path("readyz", readyz),
+    path("metrics", metrics_view),
     path("favicon.ico", favicon, name="favicon"),
     path("", include("executors.webapp")),
     path("", include("accounts.urls")),

@@ -29,6 +29,8 @@ export interface TaskStarted {
   model: string;
   operation: string;
   startedAt: number;
+  /** The gateway's id for the client's call ("" when it sent none), to find the call in its log. */
+  requestId: string;
 }
 
 export interface TaskFinished {
@@ -146,6 +148,7 @@ export class Executor {
       method: request.method,
       ...describeTask(request.method, request.path),
       startedAt: task.startedAt,
+      requestId: request.request_id ?? "",
     });
     if (atCapacity) {
       // The gateway never sends more than max_concurrency, so this is a race or

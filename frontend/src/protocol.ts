@@ -113,6 +113,8 @@ export interface TaskRequest {
   query: string;
   headers: Record<string, string>;
   body_chunks: number;
+  /** The gateway's id for the client's call, for the live log; absent when it sent none that fits. */
+  request_id?: string;
 }
 
 export interface RequestBody {
@@ -188,6 +190,8 @@ function checked(problem: string | null, id: string): void {
   if (problem) throw new BadFrame(problem, id);
 }
 
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
 /**
  * Parse one text frame from the gateway.
  *
@@ -233,7 +237,10 @@ export function parseFrame(text: string): IncomingFrame | null {
       if (bodyChunks > MAX_BODY_CHUNKS) throw new BadFrame(`body_chunks must be at most ${MAX_BODY_CHUNKS}`, id);
       checked(pathProblem(path), id);
       checked(queryProblem(query), id);
-      return { type: "request", id, method, path, query, headers: headerMap(f, id), body_chunks: bodyChunks };
+      const request: TaskRequest = { type: "request", id, method, path, query, headers: headerMap(f, id), body_chunks: bodyChunks };
+      // Only for the log: one that is not 1 to 128 visible ASCII characters is left out, not refused.
+      if (typeof f.request_id === "string" && REQUEST_ID.test(f.request_id)) request.request_id = f.request_id;
+      return request;
     }
     case "request_body": {
       const id = taskId(f);

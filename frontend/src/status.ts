@@ -14,6 +14,7 @@ export interface TaskLogEntry {
   model: string;
   operation: string;
   startedAt: number;
+  requestId: string;
   outcome: "running" | TaskOutcome;
   status: number | null;
   durationMs: number | null;

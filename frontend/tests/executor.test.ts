@@ -497,6 +497,13 @@ describe("the observer", () => {
       method: "POST",
       model: "gemini-2.5-flash",
       operation: "streamGenerateContent",
+      requestId: "",
     });
+  });
+
+  it("hears of the gateway's request id, to find the call in the gateway's log", async () => {
+    const x = executor();
+    x.handle(request("a1", { request_id: "trace-77" }));
+    expect(x.started[0]).toMatchObject({ id: "a1", requestId: "trace-77" });
   });
 });

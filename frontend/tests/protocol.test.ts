@@ -28,6 +28,17 @@ describe("parsing gateway frames", () => {
     });
   });
 
+  it("keeps a request's request_id for the log, and leaves out one that does not fit", () => {
+    const frame = { type: "request", id: "a1", method: "GET", path: "/v1/models", body_chunks: 0 };
+
+    expect(parseFrame(JSON.stringify({ ...frame, request_id: "trace-77" }))).toMatchObject({ request_id: "trace-77" });
+    for (const bad of ["", "a b", "x".repeat(129), 7, null, "line\nbreak", ["x"]]) {
+      const parsed = parseFrame(JSON.stringify({ ...frame, request_id: bad }));
+      expect(parsed).not.toHaveProperty("request_id");
+      expect(parsed).toMatchObject({ type: "request", id: "a1" });
+    }
+  });
+
   it("fills in the default heartbeat when a welcome leaves it out", () => {
     expect(parseFrame('{"type":"welcome","account":"ana"}')).toMatchObject({
       account: "ana",

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { LOG_LENGTH, StatusStore } from "../src/status";
 
 function started(store: StatusStore, id: string) {
-  store.taskStarted({ id, method: "POST", model: "gemini-2.5-flash", operation: "generateContent", startedAt: 1000 });
+  store.taskStarted({ id, method: "POST", model: "gemini-2.5-flash", operation: "generateContent", startedAt: 1000, requestId: "" });
 }
 
 describe("the status store", () => {

@@ -15,6 +15,12 @@ function outcomeTone(entry: TaskLogEntry): string {
   return "good";
 }
 
+/** The row's tooltip: why it failed, and the gateway's request id to find the call in its log. */
+function titleOf(entry: TaskLogEntry): string | undefined {
+  const parts = [entry.detail, entry.requestId ? `request ${entry.requestId}` : ""].filter(Boolean);
+  return parts.length ? parts.join(" · ") : undefined;
+}
+
 export function TaskLog({ entries }: { entries: readonly TaskLogEntry[] }) {
   return (
     <section className="card log" aria-label="Recent tasks">
@@ -44,7 +50,8 @@ export function TaskLog({ entries }: { entries: readonly TaskLogEntry[] }) {
                 data-task-id={entry.id}
                 data-outcome={entry.outcome}
                 data-status={entry.status ?? ""}
-                title={entry.detail || undefined}
+                data-request-id={entry.requestId || undefined}
+                title={titleOf(entry)}
               >
                 <td className="muted">{clock(entry.startedAt)}</td>
                 <td>
