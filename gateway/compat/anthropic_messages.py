@@ -114,10 +114,8 @@ class _Conversation:
                 carried_signature = None
             parts.extend(new_parts)
         if carried_signature:
-            if parts:
-                parts[-1].setdefault("thoughtSignature", carried_signature)
-            else:
-                parts.append({"text": "", "thoughtSignature": carried_signature})
+            # Nothing followed: Gemini had sent the signature on an empty part of its own, as it does last.
+            parts.append({"text": "", "thoughtSignature": carried_signature})
         return parts
 
     def block(self, kind: Any, block: dict, name: str) -> list[dict]:
