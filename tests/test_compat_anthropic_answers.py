@@ -18,7 +18,7 @@ from anthropic.types import Message
 
 from gateway.compat.anthropic_answers import MessageTranslator, TokenCount
 from gateway.compat.anthropic_messages import AnthropicMessages
-from tests.compat_golden import load
+from tests.compat_golden import load, parsed_events, whole
 
 CHUNKS = {case["name"]: case["chunks"] for case in load("gemini_stream_cases.json")}
 EVENTS = {case["name"]: case["events"] for case in load("anthropic_stream_events.json")}
@@ -36,36 +36,6 @@ def translator() -> MessageTranslator:
 def streamed(chunks: list[dict]) -> bytes:
     t = translator()
     return b"".join(t.stream_chunk(chunk) for chunk in chunks) + t.stream_end()
-
-
-def parsed_events(raw: bytes) -> list[dict]:
-    events = []
-    for block in raw.decode().split("\n\n")[:-1]:
-        name, data = block.split("\n")
-        assert name.startswith("event: ") and data.startswith("data: ")
-        events.append({"event": name.removeprefix("event: "), "data": json.loads(data.removeprefix("data: "))})
-    return events
-
-
-def whole(chunks: list[dict]) -> dict:
-    """The unary answer Gemini gives for the same content: every chunk's parts, the last usage and finish."""
-    parts = [
-        part
-        for chunk in chunks
-        for c in chunk.get("candidates", [])[:1]
-        for part in c.get("content", {}).get("parts", [])
-    ]
-    answer: dict = {"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}]}
-    for chunk in chunks:
-        for candidate in chunk.get("candidates", [])[:1]:
-            if "finishReason" in candidate:
-                answer["candidates"][0]["finishReason"] = candidate["finishReason"]
-        for key in ("usageMetadata", "promptFeedback"):
-            if key in chunk:
-                answer[key] = chunk[key]
-    if not parts and "promptFeedback" in answer:
-        del answer["candidates"]
-    return answer
 
 
 def sdk_client(body: bytes, content_type: str = "text/event-stream", status: int = 200) -> anthropic.Anthropic:

@@ -188,7 +188,11 @@ def read_input(items: Any, known_calls: Mapping[str, str]) -> _Input:
         else:
             raise refuse(f"{where}.type: input items of type {kind!r} are not supported here", f"{where}.type")
         if carried_signature and parts and kind != "reasoning":
-            parts[0]["thoughtSignature"] = carried_signature
+            if gemini_role == "model":
+                parts[0]["thoughtSignature"] = carried_signature
+            else:
+                # The model's turn ended with the signature: Gemini had sent it on an empty part of its own.
+                read.add("model", [{"text": "", "thoughtSignature": carried_signature}])
             carried_signature = None
         read.add(gemini_role, parts)
     if carried_signature:
