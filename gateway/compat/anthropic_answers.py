@@ -287,3 +287,22 @@ def model_list(gemini_models: dict, aliases: Mapping[str, str] | None = None) ->
         "first_id": listed[0]["id"] if listed else None,
         "last_id": listed[-1]["id"] if listed else None,
     }
+
+
+class ModelListTranslator:
+    """``models.list`` -> Anthropic's model list."""
+
+    def __init__(self, aliases: Mapping[str, str] | None = None) -> None:
+        self.aliases = aliases or {}
+
+    def unary(self, answer: dict) -> dict:
+        return model_list(answer, self.aliases)
+
+    def stream_chunk(self, chunk: dict) -> bytes:
+        return b""
+
+    def stream_end(self) -> bytes:
+        return b""
+
+    def stream_error(self, status: int, message: str) -> bytes:
+        return b""

@@ -298,7 +298,7 @@ def key_owner(headers: Mapping[str, str]) -> str:
     return "key:" + hmac.new(_OWNER_SALT, key.encode(), hashlib.sha256).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass
 class OpenAIResponses:
     """``POST {base}/responses``.
 
@@ -373,8 +373,11 @@ class OpenAIResponses:
         translator = responses_answers.ResponseTranslator(model, echo, self.new_id, self.clock, remember)
         return GeminiCall(model, "streamGenerateContent" if stream else "generateContent", request, translator)
 
-    def error_body(self, status: int, message: str, kind: str) -> dict:
-        return error_body(status, message, responses_answers.openai_error_type(status, kind))
+    def error_body(
+        self, status: int, message: str, kind: str, param: str | None = None, code: str | None = None
+    ) -> dict:
+        # param and code extend the contract: a relay side that passes SurfaceError's gives OpenAI's full error.
+        return error_body(status, message, responses_answers.openai_error_type(status, kind), param, code)
 
 
 __all__ = ["BoundedResponseStore", "OpenAIResponses", "error_body"]
