@@ -70,3 +70,26 @@ def test_the_signature_of_an_empty_thinking_block_goes_on_the_next_part() -> Non
 def test_a_stream_request_asks_gemini_for_a_stream() -> None:
     body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "go"}]}
     assert AnthropicMessages().parse(body, {}).action == "streamGenerateContent"
+
+
+def test_a_replayed_tool_use_without_a_signature_gets_googles_stand_in_on_the_first_call_only() -> None:
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "f", "input": {}},
+                    {"type": "tool_use", "id": "t2", "name": "f", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1"}, {"type": "tool_result", "tool_use_id": "t2"}],
+            },
+        ],
+    }
+    calls = AnthropicMessages().parse(body, {}).body["contents"][1]["parts"]
+    assert [part.get("thoughtSignature") for part in calls] == ["skip_thought_signature_validator", None]

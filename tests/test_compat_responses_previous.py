@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.compat.openai_responses import OpenAIResponses
+from gateway.compat.openai_responses import OpenAIResponses, key_owner
 from gateway.compat.response_store import BoundedResponseStore, StoredResponse
 from gateway.compat.surface import SurfaceError
 
@@ -14,8 +14,8 @@ CALLING_ANSWER = {
             "content": {
                 "role": "model",
                 "parts": [
-                    {"text": "Checking.", "thoughtSignature": "U0lHLTE="},
-                    {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}},
+                    {"text": "Checking."},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}, "thoughtSignature": "U0lHLTE="},
                 ],
             },
             "finishReason": "STOP",
@@ -146,3 +146,14 @@ def test_a_stored_turn_is_a_copy_that_later_changes_do_not_reach() -> None:
     kept = StoredResponse.of(sent, {"role": "model", "parts": [{"text": "a"}]}, {})
     sent[0]["parts"][0]["text"] = "changed"
     assert kept.contents[0]["parts"][0]["text"] == "original"
+
+
+def test_a_stored_unsigned_call_is_sent_with_the_stand_in_and_stays_unsigned_in_the_store(responses) -> None:
+    unsigned = {"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]}}]}
+    first = responses.parse({"model": "m", "input": "go"}, KEY_A).translator.unary(unsigned)
+    follow_up = {"model": "m", "input": "again", "previous_response_id": first["id"]}
+    sent = responses.parse(follow_up, KEY_A).body["contents"][1]["parts"][0]
+    assert sent["thoughtSignature"] == "skip_thought_signature_validator"
+    again = responses.parse(follow_up, KEY_A)
+    assert again.body["contents"][1]["parts"][0]["thoughtSignature"] == "skip_thought_signature_validator"
+    assert "thoughtSignature" not in responses.store.get(key_owner(KEY_A), first["id"]).contents[1]["parts"][0]

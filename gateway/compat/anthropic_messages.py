@@ -44,6 +44,7 @@ from gateway.compat.body_fields import (
     required,
     string,
 )
+from gateway.compat.signatures import sign_unsigned_calls
 from gateway.compat.surface import GeminiCall, SurfaceError
 
 # Anthropic's effort levels as Gemini thinking budgets (tokens); "max" is capped at what every 2.5 model takes.
@@ -281,7 +282,8 @@ def model_name(body: dict) -> str:
 
 def gemini_request(body: dict) -> dict:
     """The generateContent body for a Messages request."""
-    request: dict = {"contents": _Conversation().contents(array(required(body, "messages"), "messages"))}
+    contents = _Conversation().contents(array(required(body, "messages"), "messages"))
+    request: dict = {"contents": sign_unsigned_calls(contents)}
     if body.get("system") is not None:
         system = system_instruction(body["system"])
         if system:

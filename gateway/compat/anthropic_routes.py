@@ -6,11 +6,15 @@
 The relay side serves each call (``serve(request, surface)``: key, limits,
 dispatch, usage, errors), so these views only choose the surface::
 
-    urlpatterns += anthropic_routes.urlpatterns_for(relay.serve, gateway.views.list_models)
+    async def serve(request, surface):
+        return await SurfaceRelay(request, surface).respond()
+
+    urlpatterns += anthropic_routes.urlpatterns_for(serve, gateway.views.list_models, aliases.aliases)
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -25,6 +29,7 @@ from gateway.compat.surface import GeminiCall, Surface
 
 Serve = Callable[[HttpRequest, Surface], Awaitable[HttpResponse]]
 NativeListModels = Callable[..., Awaitable[HttpResponse]]
+Aliases = Callable[[], Mapping[str, str] | Awaitable[Mapping[str, str]]]
 
 
 class AnthropicModels:
@@ -32,14 +37,14 @@ class AnthropicModels:
 
     name = "anthropic.messages"
 
-    def __init__(self, aliases: Callable[[], Mapping[str, str]] = dict) -> None:
-        self.aliases = aliases
+    def __init__(self, aliases: Mapping[str, str] | None = None) -> None:
+        self.aliases = aliases or {}
 
     def parse(self, body: dict, headers: Mapping[str, str]) -> GeminiCall:
         if body not in (None, {}):
             raise refuse("GET /v1/models takes no body")
         # Anthropic pages with limit/after_id; one Gemini page of 1000 holds every model it offers.
-        return GeminiCall("", "models.list", {}, ModelListTranslator(self.aliases()), {"pageSize": "1000"})
+        return GeminiCall("", "models.list", {}, ModelListTranslator(self.aliases), {"pageSize": "1000"})
 
     def error_body(self, status: int, message: str, kind: str) -> dict:
         return error_body(status, message, kind)
@@ -56,9 +61,9 @@ def _only(method: str, request: HttpRequest) -> HttpResponse | None:
 def urlpatterns_for(
     serve: Serve,
     native_list_models: NativeListModels | None = None,
-    aliases: Callable[[], Mapping[str, str]] = dict,
+    aliases: Aliases = dict,
 ) -> list[URLPattern]:
-    messages, count_tokens, models = AnthropicMessages(), AnthropicCountTokens(), AnthropicModels(aliases)
+    messages, count_tokens = AnthropicMessages(), AnthropicCountTokens()
 
     @csrf_exempt
     async def create_message(request: HttpRequest) -> HttpResponse:
@@ -72,7 +77,11 @@ def urlpatterns_for(
     async def list_models(request: HttpRequest) -> HttpResponse:
         if native_list_models is not None and "anthropic-version" not in request.headers:
             return await native_list_models(request, version="v1")
-        return _only("GET", request) or await serve(request, models)
+        refusal = _only("GET", request)
+        if refusal:
+            return refusal
+        current = aliases()
+        return await serve(request, AnthropicModels(await current if inspect.isawaitable(current) else current))
 
     patterns = [
         path("v1/messages", create_message, name="anthropic-messages"),

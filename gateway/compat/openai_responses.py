@@ -45,6 +45,7 @@ from gateway.compat.body_fields import (
     string,
 )
 from gateway.compat.response_store import BoundedResponseStore, ResponseStore, StoredResponse, default_store
+from gateway.compat.signatures import sign_unsigned_calls
 from gateway.compat.surface import GeminiCall, SurfaceError
 
 # Reasoning effort as Gemini thinking budgets (tokens), the scale Google's own OpenAI-compatible endpoint uses.
@@ -343,7 +344,7 @@ class OpenAIResponses:
         if not contents:
             raise refuse("input: at least one item with content is required", "input")
 
-        request: dict = {"contents": contents}
+        request: dict = {"contents": sign_unsigned_calls(contents)}
         instructions = body.get("instructions")
         system = [{"text": string(instructions, "instructions")}] if instructions else []
         system += read.system

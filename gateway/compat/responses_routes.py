@@ -3,7 +3,10 @@
 The relay side serves each call (``serve(request, surface)``), so the view
 only chooses the surface::
 
-    urlpatterns += responses_routes.urlpatterns_for(relay.serve)
+    async def serve(request, surface):
+        return await SurfaceRelay(request, surface).respond()
+
+    urlpatterns += responses_routes.urlpatterns_for(serve)
 
 To keep ``previous_response_id`` per member rather than per key, the relay
 side binds the authenticated member before parsing:
