@@ -41,7 +41,8 @@ def gateway(deployment: Deployment, upstream: ThreadedUpstream) -> Gateway:
 
 @pytest.fixture(scope="module")
 def client(gateway: Gateway, deployment: Deployment) -> anthropic.Anthropic:
-    # As Claude Code takes it: ANTHROPIC_BASE_URL is the gateway's root, the key a proxy key. No retries, so a 429 shows.
+    # As Claude Code takes it: ANTHROPIC_BASE_URL is the gateway's root, the key a proxy key.
+    # No retries, so that a 429 reaches the test.
     return anthropic.Anthropic(base_url=gateway.url, api_key=deployment.proxy_key("alice"), max_retries=0)
 
 

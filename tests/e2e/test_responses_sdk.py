@@ -56,9 +56,8 @@ def test_a_response_by_alias_answers_with_usage_and_is_recorded(client, deployme
     def written() -> bool:
         nonlocal rows
         with sqlite3.connect(deployment.tmp / "gemproxy.sqlite3") as db:
-            rows = db.execute(
-                "SELECT model, requested_model FROM accounts_usagerecord WHERE method = 'openai.responses/generateContent'"
-            ).fetchall()
+            query = "SELECT model, requested_model FROM accounts_usagerecord WHERE method = ?"
+            rows = db.execute(query, ("openai.responses/generateContent",)).fetchall()
         return bool(rows)
 
     wait_until(written, 15, "the usage record")
