@@ -161,3 +161,27 @@ def test_an_error_before_any_chunk_still_starts_the_response() -> None:
     events = parsed_events(translator().stream_error(429, "Slow down."))
     assert [e["event"] for e in events] == ["response.created", "response.in_progress", "response.failed"]
     assert events[-1]["data"]["response"]["error"] == {"code": "rate_limit_exceeded", "message": "Slow down."}
+
+
+def test_a_call_of_a_namespaced_function_comes_back_with_its_namespace() -> None:
+    body = {
+        "model": "gpt-5",
+        "input": "spawn",
+        "tools": [
+            {"type": "namespace", "name": "multi_agent_v1", "tools": [{"type": "function", "name": "spawn_agent"}]}
+        ],
+    }
+    answer = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [{"functionCall": {"name": "multi_agent_v1.spawn_agent", "args": {}}}],
+                }
+            }
+        ]
+    }
+    response = Response.model_validate(translator(body).unary(answer))
+    (call,) = response.output
+    assert (call.type, call.namespace, call.name) == ("function_call", "multi_agent_v1", "spawn_agent")
+    assert response.tools[0].type == "namespace"

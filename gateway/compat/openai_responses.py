@@ -20,7 +20,13 @@ happens to it:
 - Hosted tools (file_search, computer_use, code_interpreter, mcp,
   image_generation, local_shell, custom, ...) and ``item_reference`` /
   ``file_id`` inputs are refused with a 400: nothing here runs or holds them.
-  ``web_search`` (and ``web_search_preview``) becomes Gemini's googleSearch.
+  ``web_search`` (and ``web_search_preview``) becomes Gemini's googleSearch,
+  except with ``external_web_access: false`` (Codex CLI's default), which asks
+  for no live search: Gemini has no cached-only search, so no tool is sent.
+- ``namespace`` tools (Codex CLI groups some functions so): Gemini has no
+  namespaces, so each function is declared as ``namespace.name`` (Gemini's
+  names may hold dots) and its calls come back with ``namespace`` and
+  ``name`` apart.
 """
 
 from __future__ import annotations
@@ -160,6 +166,8 @@ def read_input(items: Any, known_calls: Mapping[str, str]) -> _Input:
         elif kind == "function_call":
             call_id = string(required(item, "call_id", f"{where}."), f"{where}.call_id", allow_empty=False)
             name = string(required(item, "name", f"{where}."), f"{where}.name", allow_empty=False)
+            if item.get("namespace") is not None:
+                name = f"{string(item['namespace'], f'{where}.namespace', allow_empty=False)}.{name}"
             arguments = string(item.get("arguments", "") or "", f"{where}.arguments")
             read.call_names[call_id] = name
             parts = [{"functionCall": {"name": name, "args": json_object_text(arguments, f"{where}.arguments")}}]
@@ -201,37 +209,68 @@ def read_input(items: Any, known_calls: Mapping[str, str]) -> _Input:
     return read
 
 
-def tools_of(tools: Any) -> tuple[list[dict], list[dict]]:
-    """Gemini's tools, and the tools as the Response echoes them."""
+def function_tool(tool: dict, where: str, namespace: str | None = None) -> tuple[dict, dict]:
+    """A function tool as a Gemini declaration, and as the Response echoes it."""
+    name = string(required(tool, "name", f"{where}."), f"{where}.name", allow_empty=False)
+    # Gemini has no namespaces; its function names may hold dots, so "ns.name" is one name there.
+    declaration: dict = {"name": f"{namespace}.{name}" if namespace else name}
+    echo: dict = {"type": "function", "name": name, "description": None, "parameters": None, "strict": None}
+    if tool.get("description") is not None:
+        declaration["description"] = echo["description"] = string(tool["description"], f"{where}.description")
+    if tool.get("parameters") is not None:
+        declaration["parametersJsonSchema"] = echo["parameters"] = mapping(tool["parameters"], f"{where}.parameters")
+    if tool.get("strict") is not None:
+        echo["strict"] = boolean(tool["strict"], f"{where}.strict")
+    return declaration, echo
+
+
+@dataclass
+class Tools:
+    gemini: list[dict] = field(default_factory=list)  # Gemini's tools
+    echoed: list[dict] = field(default_factory=list)  # the tools as the Response repeats them
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # Gemini name -> (namespace, name)
+
+    @property
+    def function_names(self) -> set[str]:
+        return {d["name"] for tool in self.gemini for d in tool.get("functionDeclarations", [])}
+
+
+def tools_of(tools: Any) -> Tools:
     declarations: list[dict] = []
-    gemini_tools: list[dict] = []
-    echoed: list[dict] = []
+    read = Tools()
     for index, tool in enumerate(array(tools, "tools")):
         where = f"tools[{index}]"
         tool = mapping(tool, where)
         kind = required(tool, "type", f"{where}.")
         if kind == "function":
-            name = string(required(tool, "name", f"{where}."), f"{where}.name", allow_empty=False)
-            declaration: dict = {"name": name}
-            echo: dict = {"type": "function", "name": name, "description": None, "parameters": None, "strict": None}
-            if tool.get("description") is not None:
-                declaration["description"] = echo["description"] = string(tool["description"], f"{where}.description")
-            if tool.get("parameters") is not None:
-                declaration["parametersJsonSchema"] = echo["parameters"] = mapping(
-                    tool["parameters"], f"{where}.parameters"
-                )
-            if tool.get("strict") is not None:
-                echo["strict"] = boolean(tool["strict"], f"{where}.strict")
+            declaration, echo = function_tool(tool, where)
             declarations.append(declaration)
-            echoed.append(echo)
+            read.echoed.append(echo)
+        elif kind == "namespace":
+            namespace = string(required(tool, "name", f"{where}."), f"{where}.name", allow_empty=False)
+            inner_echoes = []
+            for inner_index, inner in enumerate(array(required(tool, "tools", f"{where}."), f"{where}.tools")):
+                inner_where = f"{where}.tools[{inner_index}]"
+                inner = mapping(inner, inner_where)
+                if inner.get("type") != "function":
+                    raise refuse(f"{inner_where}.type: only function tools can be in a namespace here", inner_where)
+                declaration, echo = function_tool(inner, inner_where, namespace)
+                declarations.append(declaration)
+                inner_echoes.append(echo)
+                read.namespaced[declaration["name"]] = (namespace, echo["name"])
+            description = tool.get("description")
+            echoed = {"type": "namespace", "name": namespace, "tools": inner_echoes}
+            read.echoed.append({**echoed, "description": description if isinstance(description, str) else ""})
         elif kind in ("web_search", "web_search_preview"):
-            gemini_tools.append({"googleSearch": {}})
-            echoed.append({"type": kind})
+            # external_web_access: false (Codex's default) asks for no live search; Gemini has no cached-only one.
+            if tool.get("external_web_access") is not False:
+                read.gemini.append({"googleSearch": {}})
+            read.echoed.append(dict(tool))
         else:
             raise refuse(f"{where}.type: tools of type {kind!r} are not supported by this gateway", f"{where}.type")
     if declarations:
-        gemini_tools.insert(0, {"functionDeclarations": declarations})
-    return gemini_tools, echoed
+        read.gemini.insert(0, {"functionDeclarations": declarations})
+    return read
 
 
 def tool_config(choice: Any, declared: set[str]) -> dict:
@@ -350,19 +389,16 @@ class OpenAIResponses:
         system += read.system
         if system:
             request["systemInstruction"] = {"parts": system}
-        echoed_tools: list[dict] = []
-        if body.get("tools") is not None:
-            gemini_tools, echoed_tools = tools_of(body["tools"])
-            if gemini_tools:
-                request["tools"] = gemini_tools
+        tools = tools_of(body["tools"]) if body.get("tools") is not None else Tools()
+        if tools.gemini:
+            request["tools"] = tools.gemini
         if body.get("tool_choice") is not None:
-            declared = {t["name"] for t in echoed_tools if t["type"] == "function"}
-            request["toolConfig"] = tool_config(body["tool_choice"], declared)
+            request["toolConfig"] = tool_config(body["tool_choice"], tools.function_names)
         config = generation_config(body)
         if config:
             request["generationConfig"] = config
 
-        echo = responses_answers.RequestEcho.of(body, echoed_tools, previous_id)
+        echo = responses_answers.RequestEcho.of(body, tools.echoed, previous_id)
         remember = None
         if keep:
             store, sent = self.store, contents
@@ -371,7 +407,9 @@ class OpenAIResponses:
                 stored = StoredResponse.of(sent, answer_content, {**read.call_names, **call_names})
                 store.put(owner, response_id, stored)
 
-        translator = responses_answers.ResponseTranslator(model, echo, self.new_id, self.clock, remember)
+        translator = responses_answers.ResponseTranslator(
+            model, echo, self.new_id, self.clock, remember, tools.namespaced
+        )
         return GeminiCall(model, "streamGenerateContent" if stream else "generateContent", request, translator)
 
     def error_body(

@@ -33,7 +33,7 @@ import copy
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,8 +112,9 @@ def usage_body(usage: gemini.Usage | None) -> dict | None:
 class _Items:
     """Gemini parts, in arrival order, as Response output items and the events that build them."""
 
-    def __init__(self, new_id: Callable[[str], str]) -> None:
+    def __init__(self, new_id: Callable[[str], str], namespaced: Mapping[str, tuple[str, str]]) -> None:
         self.new_id = new_id
+        self.namespaced = namespaced
         self.output: list[dict] = []
         self.open: str | None = None  # "message" or "reasoning" while the last item can still grow
         self.call_names: dict[str, str] = {}
@@ -197,7 +198,11 @@ class _Items:
             call_id = gemini_id if isinstance(gemini_id, str) and CALL_ID.match(gemini_id) else self.new_id("call")
             self.call_names[call_id] = call["name"]
             item = {"id": self.new_id("fc"), "type": "function_call", "status": "in_progress", "call_id": call_id}
-            item |= {"name": call["name"], "arguments": ""}
+            if call["name"] in self.namespaced:
+                namespace, name = self.namespaced[call["name"]]
+                item |= {"namespace": namespace, "name": name, "arguments": ""}
+            else:
+                item |= {"name": call["name"], "arguments": ""}
             events += self._add(item)
             arguments = compact_json(gemini.function_args(call))
             item["arguments"] = arguments
@@ -243,12 +248,13 @@ class ResponseTranslator:
         new_id: Callable[[str], str] = random_id,
         clock: Callable[[], float] = now,
         remember: Remember | None = None,
+        namespaced: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.model = model
         self.echo = echo
         self.response_id = new_id("resp")
         self.created_at = int(clock())
-        self.items = _Items(new_id)
+        self.items = _Items(new_id, namespaced or {})
         self.remember = remember
         self.gemini_parts: list[dict] = []
         self.usage: gemini.Usage | None = None
