@@ -1,4 +1,4 @@
-"""Claude Code, Anthropic's CLI (tests/node_claude_code, pinned), works against the gateway as a member sets it up:
+"""Claude Code, Anthropic's CLI (tests/node_clis, pinned), works against the gateway as a member sets it up:
 ``ANTHROPIC_BASE_URL`` the gateway's root, ``ANTHROPIC_API_KEY`` a proxy key, Claude model names as aliases.
 
 Needs the Anthropic routes in ``gateway.compat.urls`` (``anthropic_routes.urlpatterns_for``).
@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.harness import ROOT, Deployment, Gateway, ThreadedUpstream
 
-CLI_DIR = ROOT / "tests" / "node_claude_code"
+CLI_DIR = ROOT / "tests" / "node_clis"
 # npm 11 does not run the package's postinstall, so the wrapper finds the platform binary itself.
 WRAPPER = CLI_DIR / "node_modules" / "@anthropic-ai" / "claude-code" / "cli-wrapper.cjs"
 ALIASES = "claude-sonnet-4-5=gemini-2.5-flash,claude-haiku-4-5=gemini-2.5-flash-lite"
