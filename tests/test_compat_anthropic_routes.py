@@ -114,3 +114,12 @@ async def test_a_get_on_messages_is_a_405_in_anthropics_shape() -> None:
         "type": "error",
         "error": {"type": "invalid_request_error", "message": "Method GET is not allowed here; use POST."},
     }
+
+
+async def test_a_browser_preflight_is_answered_without_a_key_and_allows_anthropics_headers() -> None:
+    answer = await AsyncClient().options(
+        "/v1/messages", headers={"access-control-request-headers": "x-api-key, anthropic-version, content-type"}
+    )
+    assert answer.status_code == 204
+    assert {"x-api-key", "anthropic-version"} <= {h.strip() for h in answer["Access-Control-Allow-Headers"].split(",")}
+    assert answer["X-Content-Type-Options"] == "nosniff"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
@@ -25,6 +25,7 @@ from gateway.compat.anthropic_answers import ModelListTranslator
 from gateway.compat.anthropic_errors import error_body
 from gateway.compat.anthropic_messages import AnthropicCountTokens, AnthropicMessages
 from gateway.compat.body_fields import refuse
+from gateway.compat.route_methods import only
 from gateway.compat.surface import GeminiCall, Surface
 
 Serve = Callable[[HttpRequest, Surface], Awaitable[HttpResponse]]
@@ -50,14 +51,6 @@ class AnthropicModels:
         return error_body(status, message, kind)
 
 
-def _only(method: str, request: HttpRequest) -> HttpResponse | None:
-    if request.method == method:
-        return None
-    refusal = JsonResponse(error_body(405, f"Method {request.method} is not allowed here; use {method}."), status=405)
-    refusal["Allow"] = method
-    return refusal
-
-
 def urlpatterns_for(
     serve: Serve,
     native_list_models: NativeListModels | None = None,
@@ -65,23 +58,25 @@ def urlpatterns_for(
 ) -> list[URLPattern]:
     messages, count_tokens = AnthropicMessages(), AnthropicCountTokens()
 
-    @csrf_exempt
+    @only("POST", error_body)
     async def create_message(request: HttpRequest) -> HttpResponse:
-        return _only("POST", request) or await serve(request, messages)
+        return await serve(request, messages)
 
-    @csrf_exempt
+    @only("POST", error_body)
     async def count_message_tokens(request: HttpRequest) -> HttpResponse:
-        return _only("POST", request) or await serve(request, count_tokens)
+        return await serve(request, count_tokens)
 
-    @csrf_exempt
-    async def list_models(request: HttpRequest) -> HttpResponse:
-        if native_list_models is not None and "anthropic-version" not in request.headers:
-            return await native_list_models(request, version="v1")
-        refusal = _only("GET", request)
-        if refusal:
-            return refusal
+    @only("GET", error_body)
+    async def anthropic_models(request: HttpRequest) -> HttpResponse:
         current = aliases()
         return await serve(request, AnthropicModels(await current if inspect.isawaitable(current) else current))
+
+    @csrf_exempt
+    async def list_models(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        # Gemini's own list unless the caller speaks Anthropic's API.
+        if native_list_models is not None and "anthropic-version" not in request.headers:
+            return await native_list_models(request, version="v1")
+        return await anthropic_models(request)
 
     patterns = [
         path("v1/messages", create_message, name="anthropic-messages"),

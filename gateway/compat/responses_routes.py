@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
-from django.views.decorators.csrf import csrf_exempt
 
-from gateway.compat.openai_responses import OpenAIResponses, error_body
+from gateway.compat.openai_responses import OpenAIResponses
+from gateway.compat.route_methods import only
 from gateway.compat.surface import Surface
 
 Serve = Callable[[HttpRequest, Surface], Awaitable[HttpResponse]]
@@ -34,15 +34,8 @@ BASES = ("v1beta/openai/", "openai/v1/")
 def urlpatterns_for(serve: Serve, surface: OpenAIResponses | None = None) -> list[URLPattern]:
     responses = surface or OpenAIResponses()
 
-    @csrf_exempt
+    @only("POST", responses.error_body)
     async def create_response(request: HttpRequest) -> HttpResponse:
-        if request.method != "POST":
-            refusal = JsonResponse(
-                error_body(405, f"Method {request.method} is not allowed here; use POST.", "invalid_request_error"),
-                status=405,
-            )
-            refusal["Allow"] = "POST"
-            return refusal
         return await serve(request, responses)
 
     return [path(f"{base}responses", create_response, name=f"openai-responses-{i}") for i, base in enumerate(BASES)]
