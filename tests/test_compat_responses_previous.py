@@ -157,3 +157,20 @@ def test_a_stored_unsigned_call_is_sent_with_the_stand_in_and_stays_unsigned_in_
     again = responses.parse(follow_up, KEY_A)
     assert again.body["contents"][1]["parts"][0]["thoughtSignature"] == "skip_thought_signature_validator"
     assert "thoughtSignature" not in responses.store.get(key_owner(KEY_A), first["id"]).contents[1]["parts"][0]
+
+
+def test_a_caller_whose_key_is_in_no_header_gets_nothing_kept(responses: OpenAIResponses) -> None:
+    first = first_turn(responses, headers={})
+    with pytest.raises(SurfaceError):
+        responses.parse({"model": "m", "input": "x", "previous_response_id": first["id"]}, {})
+    assert len(responses.store) == 0
+
+
+def test_the_owner_of_a_key_is_the_same_in_every_header_a_client_may_use() -> None:
+    assert (
+        key_owner({"Authorization": "Bearer k1"})
+        == key_owner({"x-api-key": "k1"})
+        == key_owner({"x-goog-api-key": "k1"})
+    )
+    assert key_owner({"authorization": "Bearer k1"}) != key_owner({"authorization": "Bearer k2"})
+    assert key_owner({"authorization": "Basic k1"}) is None

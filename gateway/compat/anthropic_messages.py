@@ -45,7 +45,7 @@ from gateway.compat.body_fields import (
     string,
 )
 from gateway.compat.signatures import sign_unsigned_calls
-from gateway.compat.surface import GeminiCall, SurfaceError
+from gateway.compat.surface import GeminiCall
 
 # Anthropic's effort levels as Gemini thinking budgets (tokens); "max" is capped at what every 2.5 model takes.
 EFFORT_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576, "max": 24576}
@@ -353,4 +353,4 @@ class AnthropicCountTokens:
         return error_body(status, message, kind)
 
 
-__all__ = ["AnthropicCountTokens", "AnthropicMessages", "SurfaceError", "error_body", "gemini_request"]
+__all__ = ["AnthropicCountTokens", "AnthropicMessages", "error_body", "gemini_request"]

@@ -331,10 +331,17 @@ def generation_config(body: dict) -> dict:
     return config
 
 
-def key_owner(headers: Mapping[str, str]) -> str:
-    """A stand-in owner when the relay side names none: a keyed hash of the caller's key, never the key."""
+def key_owner(headers: Mapping[str, str]) -> str | None:
+    """A stand-in owner when the relay side names none: a keyed hash of the caller's key, never the key.
+
+    None when the key is in no header this reads (``?key=`` is in the query): then nothing is kept.
+    """
     lowered = {k.lower(): v for k, v in headers.items()}
-    key = lowered.get("authorization", "").removeprefix("Bearer ").strip() or lowered.get("x-api-key", "")
+    bearer = lowered.get("authorization", "")
+    key = bearer[7:].strip() if bearer[:7].lower() == "bearer " else ""
+    key = key or lowered.get("x-api-key", "").strip() or lowered.get("x-goog-api-key", "").strip()
+    if not key:
+        return None
     return "key:" + hmac.new(_OWNER_SALT, key.encode(), hashlib.sha256).hexdigest()
 
 
@@ -370,7 +377,7 @@ class OpenAIResponses:
         previous_id = body.get("previous_response_id")
         if previous_id is not None:
             previous_id = string(previous_id, "previous_response_id", allow_empty=False)
-            previous = self.store.get(owner, previous_id)
+            previous = self.store.get(owner, previous_id) if owner else None
             if previous is None:
                 raise SurfaceError(
                     400,
@@ -400,12 +407,12 @@ class OpenAIResponses:
 
         echo = responses_answers.RequestEcho.of(body, tools.echoed, previous_id)
         remember = None
-        if keep:
-            store, sent = self.store, contents
+        if keep and owner:
+            store, sent, kept_by = self.store, contents, owner
 
             def remember(response_id: str, answer_content: dict, call_names: dict[str, str]) -> None:
                 stored = StoredResponse.of(sent, answer_content, {**read.call_names, **call_names})
-                store.put(owner, response_id, stored)
+                store.put(kept_by, response_id, stored)
 
         translator = responses_answers.ResponseTranslator(
             model, echo, self.new_id, self.clock, remember, tools.namespaced
