@@ -83,3 +83,8 @@ async def unknown_openai_path(request: HttpRequest) -> HttpResponse:
     raise ApiError(
         404, "NOT_FOUND", f"Unknown path {path!r}: this gateway serves chat/completions, embeddings and models."
     )
+
+
+async def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
+    """One foreign call on the one relay path; the routes of each surface choose only the surface."""
+    return await SurfaceRelay(request, surface).respond()
