@@ -174,7 +174,8 @@ async def download(request: HttpRequest, version: str, file_id: str) -> HttpResp
             event.latency_ms = int((time.monotonic() - started) * 1000)
             usage.record(event)
 
-    response = StreamingHttpResponse(content(), content_type=stored.mime_type.split(";")[0] or "application/octet-stream")
+    media_type = stored.mime_type.split(";")[0] or "application/octet-stream"
+    response = StreamingHttpResponse(content(), content_type=media_type)
     response["Content-Length"] = str(stored.size_bytes)
     # Served from the gateway's origin: a member's HTML must never run as one of its pages.
     response["Content-Disposition"] = "attachment"

@@ -61,7 +61,7 @@ class _Metered(io.RawIOBase):
     def tell(self) -> int:
         return self.size
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         while not self._pending:
             piece = next(self._pieces, None)
             if piece is None:
@@ -79,7 +79,7 @@ class _Metered(io.RawIOBase):
 
 def _pieces_of(source: Iterable[bytes] | io.IOBase) -> Iterator[bytes]:
     if isinstance(source, io.IOBase) or hasattr(source, "read"):
-        read = source.read  # type: ignore[union-attr]
+        read = source.read
         while piece := read(PIECE):
             yield piece
     else:

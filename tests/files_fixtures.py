@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,12 +30,12 @@ def stored_files(folder: Path) -> list[Path]:
 
 
 def sha256_field(data: bytes) -> str:
-    import base64
-
     return base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()
 
 
-async def start_upload(headers: dict[str, str], metadata: dict, *, size: int | None, mime: str = "text/plain") -> Answer:
+async def start_upload(
+    headers: dict[str, str], metadata: dict, *, size: int | None, mime: str = "text/plain"
+) -> Answer:
     """The SDKs' start request; ``size`` None leaves the length undeclared."""
     start_headers = {
         **headers,
@@ -44,8 +46,6 @@ async def start_upload(headers: dict[str, str], metadata: dict, *, size: int | N
     }
     if size is not None:
         start_headers["x-goog-upload-header-content-length"] = str(size)
-    import json
-
     return await asgi_call("POST", "/upload/v1beta/files", headers=start_headers, body=json.dumps(metadata).encode())
 
 
