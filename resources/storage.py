@@ -94,8 +94,9 @@ def save(name: str, source: Iterable[bytes] | io.IOBase, *, limit: int | None = 
     metered = _Metered(source, limit)
     try:
         stored_name = default_storage.save(name, File(io.BufferedReader(metered, PIECE), name=name))
-    except TooLarge:
-        # A filesystem storage leaves the partial file behind; another may have nothing.
+    except BaseException:
+        # Too large, a malformed body, a client gone: a filesystem storage leaves the partial file behind.
+        # Callers choose names no one else uses, so the name is that partial file's.
         _delete_quietly(name)
         raise
     return Written(stored_name, metered.size, metered.digest.hexdigest())

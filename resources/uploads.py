@@ -226,16 +226,11 @@ async def _multipart(call: _Call, version: str) -> HttpResponse:
         try:
             _headers, metadata_body = parts.metadata()
             media_type = parts.media_headers().get("content-type", "")
-            fields = file_fields(parse_metadata(metadata_body), header_size=None, header_type=None)
         except MalformedMultipart as error:
             raise invalid_argument(str(error)) from None
-        except ApiError as error:
-            # The metadata's own mime type wins; the media part's type fills in for it.
-            if "MIME type is missing" not in error.message:
-                raise
-            fields = file_fields(
-                parse_metadata(metadata_body), header_size=None, header_type=None, fallback_type=media_type.strip()
-            )
+        # The metadata's own MIME type wins; the media part's type fills in for it.
+        fallback = media_type.strip() or "application/octet-stream"
+        fields = file_fields(parse_metadata(metadata_body), header_size=None, header_type=None, fallback_type=fallback)
         limit = _limit(fields.size, room)
         try:
             written = storage.save(_new_storage_name(), parts.media(), limit=limit)
