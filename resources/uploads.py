@@ -42,7 +42,7 @@ from gateway.answer_headers import JSON, mark_api_answer, preflight
 from gateway.auth import authenticate
 from gateway.errors import ApiError, internal_error, invalid_argument, not_found
 from gateway.payload import checked_body
-from resources import storage, storage_quota, upload_records
+from resources import storage, storage_quota, sweep, upload_records
 from resources.file_metadata import file_fields, parse_metadata
 from resources.models import StoredFile, UploadSession
 from resources.multipart import MalformedMultipart, RelatedParts, boundary_of
@@ -174,6 +174,7 @@ def _declared_length(request: HttpRequest) -> int | None:
 
 @upload_api
 async def upload_files(request: HttpRequest, version: str) -> HttpResponse:
+    sweep.ensure_running()
     query = _query(request)
     if "upload_id" in query:
         return await _chunk(request, version, query["upload_id"])

@@ -14,6 +14,7 @@ from tests.files_client import send_chunk, start_upload
 def file_storage(settings, tmp_path: Path) -> Path:
     """The files' storage: a fresh folder for this test (Django resets ``default_storage`` on the change)."""
     folder = tmp_path / "files"
+    settings.GEMPROXY_FILES_SWEEP_INTERVAL = 0  # the tests sweep when they choose
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(folder)}},
