@@ -14,9 +14,15 @@ from http import HTTPStatus
 
 from daphne import http_protocol
 from twisted.web.http import RESPONSES
+from twisted.web.http_headers import _NameEncoder
 
 from gemproxy_site.body_limits import body_limit, payload_too_large_message
 from gemproxy_site.request_target import InvalidRequestTarget, RequestTarget, parse_request_target
+
+# Twisted writes header names in Header-Case ("X-Goog-Upload-Url"). The async Python SDK looks the
+# resumable upload URL up in a case-sensitive dict under Google's spellings only, "x-goog-upload-url" or
+# "X-Goog-Upload-URL"; Twisted's own table of unconventional capitalisations is the one way to send the latter.
+_NameEncoder._caseMappings[b"X-Goog-Upload-Url"] = b"X-Goog-Upload-URL"
 
 
 def reason_phrase(code: int) -> bytes:
