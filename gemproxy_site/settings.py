@@ -193,6 +193,8 @@ GEMPROXY_FILES_SWEEP_INTERVAL = env_float("GEMPROXY_FILES_SWEEP_INTERVAL", 300.0
 # Where the bytes go: a folder under the data directory, or an S3-compatible bucket (django-storages).
 GEMPROXY_S3_BUCKET = env_str("GEMPROXY_S3_BUCKET")
 if GEMPROXY_S3_BUCKET:
+    from boto3.s3.transfer import TransferConfig
+
     _FILES_STORAGE: dict = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -206,6 +208,8 @@ if GEMPROXY_S3_BUCKET:
             "default_acl": None,
             "querystring_auth": True,
             "file_overwrite": False,
+            # An upload streams to S3 in parts held in memory: 8 MiB each, two at a time, bounds it.
+            "transfer_config": TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2),
         },
     }
 else:

@@ -50,16 +50,8 @@ class _Metered(io.RawIOBase):
         return True
 
     def seekable(self) -> bool:
-        # Storages rewind before writing (S3's upload seeks to 0): allowed while nothing was read.
-        return self.size == 0 and not self._pending
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if (offset, whence) in ((0, io.SEEK_SET), (0, io.SEEK_CUR)) and self.seekable():
-            return 0
-        raise io.UnsupportedOperation("a metered body is read once, from its start")
-
-    def tell(self) -> int:
-        return self.size
+        # Read once, from its start: storages then stream it (S3's transfer in parts, never sizing it first).
+        return False
 
     def readinto(self, buffer) -> int:
         while not self._pending:
