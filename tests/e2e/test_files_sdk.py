@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import os
+import socket
+import time
 import urllib.request
 from datetime import timedelta
 
@@ -139,3 +141,32 @@ def test_a_request_body_over_the_upload_limit_is_refused_at_the_headers(gateway:
 
 def test_the_sweep_command_runs_beside_the_gateway(deployment: Deployment, gateway: Gateway) -> None:
     assert "expired file(s) removed" in deployment.manage("sweep_files")
+
+
+def _rss(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status").read().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_slow_download_does_not_pile_up_in_the_gateways_memory(gateway: Gateway, proxy_key: str) -> None:
+    client = sdk_client(gateway, proxy_key, "v1beta")
+    file = client.files.upload(file=io.BytesIO(os.urandom(64 * MIB)), config={"mime_type": "video/mp4"})
+    pid = gateway.process.popen.pid
+    before = _rss(pid)
+
+    with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        target = f"/v1beta/{file.name}:download?alt=media"
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nx-goog-api-key: {proxy_key}\r\n\r\n".encode())
+        received, grown = 0, 0
+        while received < 64 * MIB:
+            piece = sock.recv(256 * 1024)
+            assert piece, "the download ended early"
+            received += len(piece)
+            if received % (8 * MIB) < len(piece):
+                time.sleep(0.2)  # a slow link: the gateway produces far faster than this reads
+                grown = max(grown, _rss(pid) - before)
+
+    assert grown < 24 * MIB, f"the gateway grew by {grown / MIB:.1f} MiB while serving a 64 MiB file slowly"
