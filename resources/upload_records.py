@@ -92,8 +92,11 @@ def part_names(session: UploadSession) -> list[str]:
     return list(session.parts.order_by("offset").values_list("storage_name", flat=True))
 
 
-def finish_session(session: UploadSession, written: Written) -> StoredFile:
-    """The file is whole: ACTIVE from now, for the files' lifetime; the session and its parts' rows go."""
+def finish_session(session: UploadSession, written: Written) -> StoredFile | None:
+    """The file is whole: ACTIVE from now, for the files' lifetime; the session and its parts' rows go.
+
+    None when another request finished (or cancelled) the session first: only one finalize wins.
+    """
     now = timezone.now()
     stored = session.file
     stored.size_bytes, stored.sha256, stored.storage_name = written.size, written.sha256, written.storage_name
@@ -101,10 +104,11 @@ def finish_session(session: UploadSession, written: Written) -> StoredFile:
     stored.created_at = stored.updated_at = now
     stored.expires_at = now + file_ttl()
     with transaction.atomic():
+        if not UploadSession.objects.filter(pk=session.pk).delete()[0]:
+            return None
         stored.save(
             update_fields=["size_bytes", "sha256", "storage_name", "state", "created_at", "updated_at", "expires_at"]
         )
-        session.delete()
     return stored
 
 

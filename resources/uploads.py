@@ -374,7 +374,7 @@ async def _chunk_commands(call: _Call, version: str, session: UploadSession, key
             ),
             "final",
         )
-    if length:
+    if length is None or length > 0:  # None: a chunked body, of a length only reading tells
         await _take_chunk(call, session, key, offset)
     if "finalize" not in commands:
         response = HttpResponse(status=200, content_type=JSON)
@@ -413,6 +413,9 @@ async def _take_chunk(call: _Call, session: UploadSession, key: ProxyKey, offset
     except TooLarge:
         await _abandon(session)
         raise _upload_error(_too_large(key, whole, room), "final") from None
+    if part.size == 0:
+        await asyncio.to_thread(storage.delete, part.storage_name)
+        return
     if not await database_sync_to_async(upload_records.advance)(session, offset, part):
         await asyncio.to_thread(storage.delete, part.storage_name)
         fresh = await database_sync_to_async(upload_records.load_session)(session.pk)
@@ -438,6 +441,10 @@ async def _finalize(call: _Call, version: str, session: UploadSession) -> HttpRe
     names = await database_sync_to_async(upload_records.part_names)(session)
     whole = await asyncio.to_thread(storage.save, f"files/{session.file_id}", storage.joined(names))
     stored = await database_sync_to_async(upload_records.finish_session)(session, whole)
+    if stored is None:
+        # Another finalize of this upload (a retry racing the first) finished it first.
+        await asyncio.to_thread(storage.delete, whole.storage_name)
+        raise _upload_error(not_found("This upload was already finalized."), "final")
     await asyncio.to_thread(_delete_all, names)
     call.record(200, request_bytes=whole.size)
     return _file_answer(call.request, version, stored, "final")

@@ -54,3 +54,43 @@ async def send_chunk(
         },
         body=data,
     )
+
+
+async def send_chunk_unsized(url: str, data: bytes, offset: int, *, finalize: bool = False) -> Answer:
+    """A chunk sent with ``Transfer-Encoding: chunked``: no Content-Length, in several ASGI body messages."""
+    from asgiref.testing import ApplicationCommunicator
+
+    from gemproxy_site.handlers import http_application
+
+    command = "upload, finalize" if finalize else "upload"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/upload/v1beta/files",
+        "raw_path": b"/upload/v1beta/files",
+        "root_path": "",
+        "query_string": upload_query(url).encode(),
+        "headers": [
+            (b"x-goog-upload-command", command.encode()),
+            (b"x-goog-upload-offset", str(offset).encode()),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    app = ApplicationCommunicator(http_application(), scope)
+    half = len(data) // 2
+    await app.send_input({"type": "http.request", "body": data[:half], "more_body": True})
+    await app.send_input({"type": "http.request", "body": data[half:], "more_body": False})
+    start = await app.receive_output(10)
+    chunks = []
+    while True:
+        message = await app.receive_output(10)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    return Answer(start["status"], headers, b"".join(chunks))

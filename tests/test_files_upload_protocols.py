@@ -6,6 +6,7 @@ handler), and the bytes land in a real folder storage.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
@@ -14,7 +15,7 @@ import pytest
 from accounts.models import ProxyKey
 from resources.models import StoredFile, UploadSession
 from tests.api_doubles import asgi_call
-from tests.files_client import send_chunk, sha256_field, start_upload, stored_files, upload_query
+from tests.files_client import send_chunk, send_chunk_unsized, sha256_field, start_upload, stored_files, upload_query
 
 pytestmark = pytest.mark.django_db(transaction=True)
 pytest_plugins = ["tests.api_fixtures", "tests.files_fixtures"]
@@ -367,3 +368,35 @@ async def test_unknown_paths_under_upload_and_download_are_not_found_in_googles_
     assert answer.status == 404
     assert answer.headers["content-type"] == "application/json; charset=UTF-8"
     assert answer.error["status"] == "NOT_FOUND"
+
+
+async def test_a_chunk_without_a_content_length_is_read_to_its_end(key_header, file_storage) -> None:
+    started = await start_upload(key_only(key_header), {}, size=len(DATA))
+
+    done = await send_chunk_unsized(started.headers["x-goog-upload-url"], DATA, 0, finalize=True)
+
+    assert done.status == 200, done.body
+    assert stored_files(file_storage)[0].read_bytes() == DATA
+
+
+async def test_an_unsized_chunk_past_the_declared_size_is_cut_off(key_header, file_storage) -> None:
+    started = await start_upload(key_only(key_header), {}, size=100)
+
+    answer = await send_chunk_unsized(started.headers["x-goog-upload-url"], DATA[:150], 0, finalize=True)
+
+    assert answer.status == 400
+    assert answer.headers["x-goog-upload-status"] == "final"
+    assert stored_files(file_storage) == []
+
+
+async def test_two_finalizes_racing_make_one_file(key_header, file_storage) -> None:
+    started = await start_upload(key_only(key_header), {}, size=len(DATA))
+    url = started.headers["x-goog-upload-url"]
+    await send_chunk(url, DATA, 0)
+
+    answers = await asyncio.gather(*(send_chunk(url, b"", len(DATA), finalize=True) for _ in range(3)))
+
+    assert sorted(answer.status for answer in answers)[0] == 200
+    assert [answer.status for answer in answers].count(200) == 1
+    assert await StoredFile.objects.filter(state="ACTIVE").acount() == 1
+    assert len(stored_files(file_storage)) == 1
