@@ -38,6 +38,7 @@ log = logging.getLogger("gemproxy.calls")
 
 _FILE_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 PAGING = Paging(default_size=10, max_size=100)
+_OUTCOMES = {200: "ok", 400: "bad_request", 403: "rejected_auth", 429: "rejected_quota", 500: "gateway_error"}
 
 
 def shown_files() -> QuerySet:
@@ -77,7 +78,7 @@ class _FileView(GoogleResourceView):
         key = request.auth if hasattr(request, "_auth") else None
         usage.record(
             UsageEvent(
-                outcome="ok" if response.status_code == 200 else "bad_request",
+                outcome=_OUTCOMES.get(response.status_code, "bad_request"),
                 method=self.usage_method(request),
                 status_code=response.status_code,
                 user_id=getattr(key, "user_id", None),

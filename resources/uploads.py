@@ -188,9 +188,16 @@ async def upload_files(request: HttpRequest, version: str) -> HttpResponse:
     if protocol in ("media", "raw"):
         call = _Call(request, "files.upload")
         return await call.run(lambda: _media(call, version))
-    raise invalid_argument(
-        "Unknown upload protocol: send X-Goog-Upload-Protocol: resumable, or uploadType=multipart or uploadType=media."
-    )
+    call = _Call(request, "files.upload")
+
+    async def unknown() -> HttpResponse:
+        await call.admit()  # a caller without a valid key learns only that
+        raise invalid_argument(
+            "Unknown upload protocol: send X-Goog-Upload-Protocol: resumable, "
+            "or uploadType=multipart or uploadType=media."
+        )
+
+    return await call.run(unknown)
 
 
 async def _start(call: _Call, version: str) -> HttpResponse:
