@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -57,9 +57,20 @@ def _new_file(key: ProxyKey, fields: FileFields, expires_in: timedelta) -> Store
     return stored
 
 
+def _atomic():
+    # On the database the files are written to (a router may choose another than "default").
+    return transaction.atomic(using=router.db_for_write(StoredFile))
+
+
+def _lock_room(key: ProxyKey) -> None:
+    # One new file of a key at a time: the room checked is the room taken (PostgreSQL; SQLite writes one at a time).
+    ProxyKey.objects.select_for_update().filter(pk=key.pk).first()
+
+
 def start_session(key: ProxyKey, fields: FileFields) -> UploadSession:
     """A file row in UPLOADING (counted in the key's room at its declared size) and its session."""
-    with transaction.atomic():
+    with _atomic():
+        _lock_room(key)
         storage_quota.check_new_file(key, fields.size)
         lifetime = timedelta(seconds=settings.GEMPROXY_UPLOAD_SESSION_SECONDS)
         stored = _new_file(key, fields, lifetime)
@@ -76,7 +87,7 @@ def load_session(upload_id: str) -> UploadSession | None:
 
 def advance(session: UploadSession, offset: int, part: Written) -> bool:
     """Take ``part`` at ``offset`` if the session is still there; False if another chunk took it first."""
-    with transaction.atomic():
+    with _atomic():
         taken = UploadSession.objects.filter(pk=session.pk, received=offset).update(received=F("received") + part.size)
         if not taken:
             return False
@@ -103,7 +114,7 @@ def finish_session(session: UploadSession, written: Written) -> StoredFile | Non
     stored.state = StoredFile.State.ACTIVE
     stored.created_at = stored.updated_at = now
     stored.expires_at = now + file_ttl()
-    with transaction.atomic():
+    with _atomic():
         if not UploadSession.objects.filter(pk=session.pk).delete()[0]:
             return None
         stored.save(
@@ -120,8 +131,16 @@ def forget_session(session: UploadSession) -> list[str]:
 
 
 def create_whole(key: ProxyKey, fields: FileFields, written: Written) -> StoredFile:
-    """A file that arrived in one request (multipart, media): ACTIVE at once."""
-    stored = _new_file(key, FileFields(fields.display_name, fields.mime_type, written.size, fields.file_id), file_ttl())
-    stored.sha256, stored.storage_name, stored.state = written.sha256, written.storage_name, StoredFile.State.ACTIVE
-    stored.save(update_fields=["sha256", "storage_name", "state"])
+    """A file that arrived in one request (multipart, media): ACTIVE at once, if the key still has room for it.
+
+    Checked again now that its size is known, with the key's room locked: uploads that ran side by side
+    were each checked against the room before the others took it.
+    """
+    sized = FileFields(fields.display_name, fields.mime_type, written.size, fields.file_id)
+    with _atomic():
+        _lock_room(key)
+        storage_quota.check_new_file(key, written.size)
+        stored = _new_file(key, sized, file_ttl())
+        stored.sha256, stored.storage_name, stored.state = written.sha256, written.storage_name, StoredFile.State.ACTIVE
+        stored.save(update_fields=["sha256", "storage_name", "state"])
     return stored

@@ -132,3 +132,31 @@ async def test_every_upload_and_file_call_is_recorded_with_its_size(amake_key, f
         ("files.upload", 200, 10),
         ("files.upload", 400, 0),
     ]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "postgresql"])
+def test_on_postgresql_starts_racing_for_the_last_room_take_it_once(on_postgresql, make_key) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from gateway.errors import ApiError
+    from resources import upload_records
+    from resources.upload_records import FileFields
+
+    key, _ = make_key(storage_bytes=1000)
+
+    def start() -> bool:
+        try:
+            upload_records.start_session(key, FileFields("", "text/plain", 400, ""))
+            return True
+        except ApiError:
+            return False
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(6) as pool:
+        started = list(pool.map(lambda _: start(), range(6)))
+
+    assert started.count(True) == 2  # 2 x 400 fit in 1000, a third would not
+    assert StoredFile.objects.count() == 2
