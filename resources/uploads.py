@@ -34,6 +34,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import usage
+from accounts.authentication import secret_from
 from accounts.limits import admit
 from accounts.models import ProxyKey
 from accounts.rejections import Rejection
@@ -73,9 +74,6 @@ def upload_api(view: View) -> View:
             response = await view(request, *args, **kwargs)
         except ApiError as error:
             response = error.response()
-            status_header = getattr(error, "upload_status", None)
-            if status_header:
-                response["X-Goog-Upload-Status"] = status_header
         except Exception:
             log.exception("%s %r failed in the gateway", request.method, request.path)
             response = internal_error().response()
@@ -85,8 +83,13 @@ def upload_api(view: View) -> View:
 
 
 def _upload_error(error: ApiError, status: str, received: int | None = None) -> ApiError:
-    """An error of the upload protocol: ``final`` ends the client's loop (both SDKs stop on it)."""
-    error.upload_status = status  # type: ignore[attr-defined]
+    """An error of the upload protocol, with its ``X-Goog-Upload-Status``.
+
+    ``final`` ends the client's loop (both SDKs stop on it and raise the error);
+    ``active`` says the upload goes on, from ``X-Goog-Upload-Size-Received``.
+    Without either, the SDKs would retry the same chunk.
+    """
+    error.headers["X-Goog-Upload-Status"] = status
     if received is not None:
         error.headers["X-Goog-Upload-Size-Received"] = str(received)
     return error
@@ -113,7 +116,12 @@ def _commands(request: HttpRequest) -> frozenset[str]:
 
 
 class _Call:
-    """One upload request's accounting: admitted once, recorded once."""
+    """One upload request's accounting: admitted once, recorded once.
+
+    An upload is one call: counted against the key's limits when it starts,
+    recorded when it ends (its last chunk, with its size) or is refused; the
+    chunks between are parts of that one call.
+    """
 
     def __init__(self, request: HttpRequest, method: str) -> None:
         self.request = request
@@ -342,8 +350,6 @@ async def _check_chunk_caller(request: HttpRequest, session: UploadSession, key:
         key.check_client_ip(request.META.get("REMOTE_ADDR", ""))
     except Rejection as rejection:
         raise _upload_error(ApiError.from_rejection(rejection), "final") from None
-    from accounts.authentication import secret_from
-
     if secret_from(request):
         caller = await authenticate(request)
         if caller.user_id != session.file.owner_id:
@@ -352,7 +358,10 @@ async def _check_chunk_caller(request: HttpRequest, session: UploadSession, key:
 
 async def _chunk_commands(call: _Call, version: str, session: UploadSession, key: ProxyKey) -> HttpResponse:
     request = call.request
-    commands = _commands(request)
+    try:
+        commands = _commands(request)
+    except ApiError as error:
+        raise _upload_error(error, "active", session.received) from None
     if "start" in commands:
         raise _upload_error(invalid_argument("This upload has already started."), "active", session.received)
     if commands == {"query"}:
