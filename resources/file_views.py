@@ -152,6 +152,7 @@ async def download(request: HttpRequest, version: str, file_id: str) -> HttpResp
             return mark_api_answer(await generated.relay_download(request, stored))
         if request.GET.get("alt") != "media":
             raise invalid_argument("Download the bytes of a file with alt=media.")
+        handle = await storage.aopen(stored.storage_name)
     except ApiError as error:
         event.outcome, event.status_code = error.outcome, error.http_status
         usage.record(event)
@@ -164,7 +165,7 @@ async def download(request: HttpRequest, version: str, file_id: str) -> HttpResp
 
     async def content():
         try:
-            async for piece in storage.aread(stored.storage_name):
+            async for piece in storage.aread(handle):
                 event.response_bytes += len(piece)
                 yield piece
         except (asyncio.CancelledError, GeneratorExit):

@@ -18,6 +18,7 @@ import hashlib
 import io
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -118,9 +119,13 @@ def _delete_quietly(storage_name: str) -> None:
         pass
 
 
-async def aread(storage_name: str, piece: int = PIECE) -> AsyncIterator[bytes]:
-    """``read`` for async code: each read in a worker thread, the file closed however the reader stops."""
-    handle = await asyncio.to_thread(default_storage.open, storage_name, "rb")
+async def aopen(storage_name: str) -> Any:
+    """The stored file, opened for reading in a worker thread: a missing object fails here, before any answer."""
+    return await asyncio.to_thread(default_storage.open, storage_name, "rb")
+
+
+async def aread(handle: Any, piece: int = PIECE) -> AsyncIterator[bytes]:
+    """An opened file's bytes for async code: each read in a worker thread, closed however the reader stops."""
     try:
         while data := await asyncio.to_thread(handle.read, piece):
             yield data

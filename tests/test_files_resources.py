@@ -178,3 +178,13 @@ async def test_a_generated_file_is_downloaded_through_its_account(key_header, fi
     answer = await asgi_call("GET", f"/v1beta/files/{stored.pk}:download", query="alt=media", headers=key_header)
 
     assert (answer.status, answer.body, relayed) == (200, b"relayed", [stored.pk])
+
+
+async def test_a_file_whose_bytes_are_missing_is_a_clean_internal_error(key_header, file_storage, upload_whole) -> None:
+    uploaded = await upload_whole(b"gone")
+    for path in stored_files(file_storage):
+        path.unlink()
+
+    answer = await asgi_call("GET", f"/v1beta/{uploaded['name']}:download", query="alt=media", headers=key_header)
+
+    assert (answer.status, answer.error["status"]) == (500, "INTERNAL")
