@@ -17,7 +17,7 @@ import pytest
 from google.genai import errors, types
 
 from tests.e2e.conftest import sdk_client
-from tests.e2e.harness import Deployment, Gateway
+from tests.e2e.harness import Deployment, Gateway, free_port
 from tests.e2e.raw_http import exchange
 
 MIB = 1024 * 1024
@@ -170,3 +170,20 @@ def test_a_slow_download_does_not_pile_up_in_the_gateways_memory(gateway: Gatewa
                 grown = max(grown, _rss(pid) - before)
 
     assert grown < 24 * MIB, f"the gateway grew by {grown / MIB:.1f} MiB while serving a 64 MiB file slowly"
+
+
+def test_behind_a_public_base_url_the_sdk_uploads_and_uris_name_that_origin(
+    deployment: Deployment, proxy_key: str
+) -> None:
+    # The public origin names this gateway otherwise than the client's base URL does ("localhost", not 127.0.0.1);
+    # the sync Python SDK sends its chunks to the upload URL as answered, so that URL must reach the gateway.
+    port = free_port()
+    public = f"http://localhost:{port}"
+    behind_proxy = deployment.start_gateway("public-origin-gateway", port=port, PUBLIC_BASE_URL=public)
+    client = sdk_client(behind_proxy, proxy_key, "v1beta")
+
+    file = client.files.upload(file=io.BytesIO(b"abc"), config={"mime_type": "text/plain"})
+
+    assert file.uri == f"{public}/v1beta/{file.name}"
+    chunk_lines = [line for line in behind_proxy.process.log().splitlines() if "upload_id=" in line]
+    assert chunk_lines, "the chunks reached this gateway"
