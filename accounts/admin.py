@@ -22,7 +22,17 @@ from accounts.selfservice import base_url
 from accounts.signin import AdminSignInForm
 from accounts.storable import storable
 
-LIMIT_FIELDS = ("rpm", "rpd", "tpm", "tpd", "concurrency", "allowed_models", "ip_allowlist")
+LIMIT_FIELDS = (
+    "rpm",
+    "rpd",
+    "tpm",
+    "tpd",
+    "concurrency",
+    "storage_bytes",
+    "file_count",
+    "allowed_models",
+    "ip_allowlist",
+)
 
 
 def describe_policy(policy: KeyPolicy) -> str:

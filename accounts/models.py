@@ -43,6 +43,15 @@ class LimitFields(models.Model):
     )
     tpd = models.PositiveIntegerField("tokens per day", null=True, blank=True, help_text=_LIMIT_HELP)
     concurrency = models.PositiveIntegerField("concurrent requests", null=True, blank=True, help_text=_LIMIT_HELP)
+    storage_bytes = models.PositiveBigIntegerField(
+        "file storage (bytes)",
+        null=True,
+        blank=True,
+        help_text=_LIMIT_HELP + " Bytes of live files uploaded with the key (Files API).",
+    )
+    file_count = models.PositiveIntegerField(
+        "stored files", null=True, blank=True, help_text=_LIMIT_HELP + " Live files uploaded with the key."
+    )
     allowed_models = models.TextField(
         blank=True,
         validators=[validate_lines],

@@ -38,8 +38,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class StorageLimits:
+    """What a key may keep in the Files API at once; 0: no limit."""
+
+    storage_bytes: int = 0
+    file_count: int = 0
+
+
+@dataclass(frozen=True)
 class KeyPolicy:
     limits: Limits = Limits()
+    storage: StorageLimits = StorageLimits()
     model_patterns: tuple[str, ...] = ()  # empty: any model
     networks: tuple[Network, ...] = ()  # empty: any address
 
@@ -85,13 +94,19 @@ def build_policy(key_fields, default_fields) -> KeyPolicy:
     """Merge a key's limit fields over its member's defaults (``default_fields`` may be None)."""
 
     def pick(name: str):
-        own = getattr(key_fields, name)
+        own = getattr(key_fields, name, None)
         if own not in (None, ""):
             return own
-        return getattr(default_fields, name) if default_fields is not None else None
+        return getattr(default_fields, name, None) if default_fields is not None else None
 
     limits = Limits(**{name: pick(name) or 0 for name in LIMIT_NAMES})
     patterns = parse_model_patterns(pick("allowed_models") or "")
     if "*" in patterns:
         patterns = ()
-    return KeyPolicy(limits=limits, model_patterns=patterns, networks=parse_networks(pick("ip_allowlist") or ""))
+    storage = StorageLimits(storage_bytes=pick("storage_bytes") or 0, file_count=pick("file_count") or 0)
+    return KeyPolicy(
+        limits=limits,
+        storage=storage,
+        model_patterns=patterns,
+        networks=parse_networks(pick("ip_allowlist") or ""),
+    )

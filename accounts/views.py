@@ -14,9 +14,11 @@ from accounts.models import UsageRecord
 from accounts.reports import Period
 from accounts.selfservice import base_url, key_summaries
 from accounts.signin import SignInForm
+from resources.file_views import shown_files
 
 USAGE_DAYS = 30
 RECENT_CALLS = 25
+SHOWN_FILES = 50
 
 
 @login_required(login_url=reverse_lazy("accounts:login"))
@@ -34,6 +36,7 @@ def overview(request: HttpRequest) -> HttpResponse:
                 tokens_chart(days, "Your tokens per day, by model"),
             ],
             "recent": recent,
+            "files": shown_files().filter(owner=request.user).select_related("key")[:SHOWN_FILES],
             "base_url": base_url(request),
         },
     )

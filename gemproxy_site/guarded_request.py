@@ -9,14 +9,22 @@ the request never reaches Daphne's buffering or the application.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from http import HTTPStatus
 
 from daphne import http_protocol
+from daphne import server as server_module
 from twisted.web.http import RESPONSES
+from twisted.web.http_headers import _NameEncoder
 
 from gemproxy_site.body_limits import body_limit, payload_too_large_message
 from gemproxy_site.request_target import InvalidRequestTarget, RequestTarget, parse_request_target
+
+# Twisted writes header names in Header-Case ("X-Goog-Upload-Url"). The async Python SDK looks the
+# resumable upload URL up in a case-sensitive dict under Google's spellings only, "x-goog-upload-url" or
+# "X-Goog-Upload-URL"; Twisted's own table of unconventional capitalisations is the one way to send the latter.
+_NameEncoder._caseMappings[b"X-Goog-Upload-Url"] = b"X-Goog-Upload-URL"
 
 
 def reason_phrase(code: int) -> bytes:
@@ -40,6 +48,44 @@ def refusal(message: str) -> bytes:
     return head.encode() + body
 
 
+class _SendWindow:
+    """A response's IPushProducer: paused by Twisted while the socket's send buffer is full.
+
+    Daphne writes every body message to the transport at once, so a body made
+    faster than the client reads it (a file from disk, to a slow link) piles up
+    in memory. ``await_writable`` lets the server hold the application's next
+    ``send`` until the buffer has drained.
+    """
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def pauseProducing(self) -> None:
+        self._open.clear()
+
+    def resumeProducing(self) -> None:
+        self._open.set()
+
+    def stopProducing(self) -> None:
+        self._open.set()  # the connection is gone: nothing to wait for
+
+    async def wait(self) -> None:
+        await self._open.wait()
+
+
+async def handle_reply_when_writable(server, protocol, message) -> None:
+    """Daphne's ``Server.handle_reply``, returning only once the client can take more of the body."""
+    await _daphne_handle_reply(server, protocol, message)
+    if message.get("type") == "http.response.body" and message.get("more_body"):
+        writable = getattr(protocol, "await_writable", None)
+        if writable is not None:
+            await writable()
+
+
+_daphne_handle_reply = server_module.Server.handle_reply
+
+
 class GuardedRequest(http_protocol.WebRequest):
     """Daphne's request with a body limit per route, the absolute form served, and no form decoding.
 
@@ -55,6 +101,22 @@ class GuardedRequest(http_protocol.WebRequest):
         self._body_limit = 0
         self._body_received = 0
         self._refused = False
+        self._window: _SendWindow | None = None
+
+    def handle_reply(self, message: dict) -> None:
+        body = message.get("type") == "http.response.body"
+        more = bool(message.get("more_body"))
+        if body and more and self._window is None and self.producer is None and not self.finished:
+            self._window = _SendWindow()
+            self.registerProducer(self._window, True)
+        if body and not more and self._window is not None:
+            self.unregisterProducer()
+            self._window.resumeProducing()
+        super().handle_reply(message)
+
+    async def await_writable(self) -> None:
+        if self._window is not None and not self.finished:
+            await self._window.wait()
 
     def setResponseCode(self, code: int, message: bytes | None = None) -> None:
         # Daphne passes no message, so Twisted would name a 429 "Unknown Status".

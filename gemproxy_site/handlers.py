@@ -17,7 +17,7 @@ from django.db import close_old_connections, reset_queries
 # A path is the API's when its first segment is one of these, however many
 # slashes precede it ("//v1beta/models" from a base URL ending in "/") and
 # whatever follows it, so that every such path answers in Gemini's shape.
-API_ROOTS = frozenset({"v1", "v1beta", "v1alpha", "upload", "openai"})
+API_ROOTS = frozenset({"v1", "v1beta", "v1alpha", "upload", "download", "openai"})
 # Probes and scrapers name no Host the site would allow (a pod's address), and need no session.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 

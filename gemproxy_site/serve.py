@@ -8,6 +8,8 @@ The same as ``daphne gemproxy_site.asgi:application`` except that:
   served as their path, targets no URI could hold refused;
 - the access log never shows a secret, whatever its spelling, nor a forged
   line (``gemproxy_site.access_log``);
+- a streamed answer waits for the client to take it (back-pressure), instead of
+  piling up in memory when it is made faster than it is read;
 - per-request work measured as useless on the relay path is skipped.
 """
 
@@ -17,9 +19,10 @@ import os
 import sys
 
 from daphne import cli, http_protocol
+from daphne import server as daphne_server
 
 from gemproxy_site.access_log import RedactingAccessLog
-from gemproxy_site.guarded_request import GuardedRequest
+from gemproxy_site.guarded_request import GuardedRequest, handle_reply_when_writable
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.AccessLogGenerator = RedactingAccessLog
     # Daphne's HTTP factory builds requests from this name.
     http_protocol.WebRequest = GuardedRequest
+    daphne_server.Server.handle_reply = handle_reply_when_writable
     # Here, not in asgi.py: Django's test client relies on the usual receivers.
     from gemproxy_site.handlers import skip_start_of_request_clean_up_for_the_api
 

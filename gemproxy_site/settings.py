@@ -185,7 +185,8 @@ LOGIN_URL = "/me/login/"
 # the headers are in, before reading it (see gemproxy_site/body_limits.py).
 # The Gemini JSON API (/v1/, /v1beta/, /v1alpha/); the gateway checks it again.
 GEMPROXY_MAX_BODY_BYTES = env_int("GEMPROXY_MAX_BODY_BYTES", 20 * 1024 * 1024)
-# Media uploads (/upload/): the JSON API's limit until the Files API streams them to storage.
+# Each request under /upload/: a resumable chunk (the SDKs send 8 MiB), or a whole multipart or media upload.
+# Daphne holds a request's body before the application sees it, so a file larger than this goes in chunks.
 GEMPROXY_MAX_UPLOAD_BODY_BYTES = env_int("GEMPROXY_MAX_UPLOAD_BODY_BYTES", GEMPROXY_MAX_BODY_BYTES)
 # Everything else (admin, members' pages, the management API): Django's own default.
 GEMPROXY_MAX_SITE_BODY_BYTES = env_int("GEMPROXY_MAX_SITE_BODY_BYTES", 2_621_440)
@@ -195,6 +196,45 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = (
     max(GEMPROXY_MAX_BODY_BYTES, GEMPROXY_MAX_UPLOAD_BODY_BYTES, GEMPROXY_MAX_SITE_BODY_BYTES) + 1024 * 1024
 )
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# The Files API. A file's bytes, as Google allows them (2 GB), kept as long as Google keeps its (48 h).
+GEMPROXY_MAX_FILE_BYTES = env_int("GEMPROXY_MAX_FILE_BYTES", 2 * 1024 * 1024 * 1024)
+GEMPROXY_FILE_TTL_SECONDS = env_int("GEMPROXY_FILE_TTL_SECONDS", 48 * 3600)
+# A resumable upload not finished within this is abandoned, and the sweep removes its parts.
+GEMPROXY_UPLOAD_SESSION_SECONDS = env_int("GEMPROXY_UPLOAD_SESSION_SECONDS", 24 * 3600)
+# Seconds between two sweeps of expired files in each gateway process; 0: only `manage.py sweep_files`.
+GEMPROXY_FILES_SWEEP_INTERVAL = env_float("GEMPROXY_FILES_SWEEP_INTERVAL", 300.0)
+# Where the bytes go: a folder under the data directory, or an S3-compatible bucket (django-storages).
+GEMPROXY_S3_BUCKET = env_str("GEMPROXY_S3_BUCKET")
+if GEMPROXY_S3_BUCKET:
+    from boto3.s3.transfer import TransferConfig
+
+    _FILES_STORAGE: dict = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": GEMPROXY_S3_BUCKET,
+            "endpoint_url": env_str("GEMPROXY_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("GEMPROXY_S3_REGION") or None,
+            "access_key": env_str("GEMPROXY_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("GEMPROXY_S3_SECRET_ACCESS_KEY") or None,
+            "location": env_str("GEMPROXY_S3_PREFIX"),
+            # Members' bytes are never public, and never silently replaced.
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+            # An upload streams to S3 in parts held in memory: 8 MiB each, two at a time, bounds it.
+            "transfer_config": TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2),
+        },
+    }
+else:
+    _FILES_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "files")},
+    }
+STORAGES = {
+    "default": _FILES_STORAGE,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # Dispatcher: seconds unless named otherwise.
 GEMPROXY_DISPATCH_WAIT = env_float("GEMPROXY_DISPATCH_WAIT", 15.0)

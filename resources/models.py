@@ -132,3 +132,35 @@ class Placement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.resource_id} on {self.account_id} as {self.upstream_name}"
+
+
+def new_upload_id() -> str:
+    # The upload URL is the only credential of a chunk (the Python SDK sends no key): unguessable.
+    return secrets.token_urlsafe(32)
+
+
+class UploadSession(models.Model):
+    """A resumable upload in progress: bound to the file it fills, its member and the key that started it."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_upload_id, editable=False)
+    file = models.OneToOneField(StoredFile, on_delete=models.CASCADE, related_name="upload")
+    declared_size = models.BigIntegerField(null=True, blank=True, help_text="Empty: the client did not say.")
+    received = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(db_index=True, help_text="Abandoned after this; the sweep removes it.")
+
+    def __str__(self) -> str:
+        return f"upload of {self.file}"
+
+
+class UploadPart(models.Model):
+    """One chunk of a resumable upload, stored as it arrived; joined into the file's bytes at the end."""
+
+    session = models.ForeignKey(UploadSession, on_delete=models.CASCADE, related_name="parts")
+    offset = models.BigIntegerField()
+    size = models.BigIntegerField()
+    storage_name = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["offset"]
+        constraints = [models.UniqueConstraint(fields=["session", "offset"], name="one_part_per_offset")]

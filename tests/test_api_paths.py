@@ -17,9 +17,9 @@ JSON = "application/json; charset=UTF-8"
 @pytest.mark.parametrize(
     "raw_path",
     [
-        "/upload/v1beta/files",
-        "/upload/v1/files",
+        "/upload/v1beta/files/x",
         "/upload",
+        "/download/v1beta/files",
         "/v1beta",
         "/v1",
         "/v1alpha/",

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0006_usage_refused_by"),
+        ("accounts", "0007_storage_limits"),
     ]
 
     operations = [
