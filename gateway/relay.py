@@ -11,7 +11,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from redis.exceptions import RedisError
@@ -27,6 +29,7 @@ from gateway.framing import JsonArrayFraming, SseFraming, UsageTracker
 from gateway.payload import checked_body
 from gateway.query import Query
 from gateway.resources import ModelName
+from resources.binding import bind
 
 log = logging.getLogger("gemproxy.calls")
 
@@ -71,6 +74,15 @@ def _backend_unavailable() -> ApiError:
         outcome="unavailable",
         headers={"Retry-After": "5"},
     )
+
+
+def _origins(request: HttpRequest) -> set[str]:
+    """The origins a full file uri of this gateway may carry: its public one, and the one this call came to."""
+    origins = {f"{request.scheme}://{request.get_host()}"}
+    if settings.PUBLIC_BASE_URL:
+        parts = urlsplit(settings.PUBLIC_BASE_URL)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
 
 
 def _dispatch_error(error: DispatchError) -> ApiError:
@@ -142,6 +154,8 @@ class Relay:
         self.event.user_id, self.event.key_id = key.user_id, key.pk
         body = checked_body(self.request)
         self.event.request_bytes = len(body)
+        # The proxy's files the body refers to: checked before admission, followed to the account serving it.
+        binding = await bind(body, key.user_id, _origins(self.request))
         try:
             self.admission = await admit(
                 key, model=self.call.model_id, client_ip=self.event.client_ip, request_body=body
@@ -160,6 +174,8 @@ class Relay:
                 },
                 body=body,
                 model=self.call.model_id,
+                prefer=binding.prefer if binding else frozenset(),
+                binder=binding,
             )
         )
         head = await self.exchange.start()
