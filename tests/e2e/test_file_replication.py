@@ -1,0 +1,139 @@
+"""A file stored at the gateway follows the call to whichever account serves it, through that account's executor."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google.genai import types
+
+from tests.e2e.conftest import sdk_client
+from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream
+
+MODEL = "gemini-2.5-flash"
+SIZE = 20 * 1024 * 1024
+CHUNK = 8 * 1024 * 1024
+
+STORE_FILE = """
+import datetime, hashlib, pathlib, sys
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from resources.models import StoredFile
+data = pathlib.Path(sys.argv[-1]).read_bytes()
+stored = StoredFile.objects.create(
+    owner=get_user_model().objects.get(username="alice"), mime_type="application/pdf", size_bytes=len(data),
+    sha256=hashlib.sha256(data).hexdigest(), storage_name="stored/" + pathlib.Path(sys.argv[-1]).name,
+    state="ACTIVE", expires_at=timezone.now() + datetime.timedelta(hours=48))
+print(stored.id)
+"""
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    deployment = Deployment(
+        Path(tmp_path_factory.mktemp("replication")),
+        {"DJANGO_SETTINGS_MODULE": "tests.e2e.file_replication_settings"},
+    )
+    yield deployment
+    deployment.stop()
+
+
+@pytest.fixture(scope="module")
+def member_key(install: Deployment) -> str:
+    return install.proxy_key("alice")
+
+
+@pytest.fixture(scope="module")
+def stored_file(install: Deployment, member_key: str) -> tuple[str, bytes]:
+    """A 20 MiB file in the gateway's storage, ACTIVE and alice's, as the files surface leaves one."""
+    data = os.urandom(SIZE)
+    folder = install.tmp / "files" / "stored"
+    folder.mkdir(parents=True)
+    path = folder / "report.pdf"
+    path.write_bytes(data)
+    file_id = install.manage("shell", "-c", STORE_FILE.replace("sys.argv[-1]", repr(str(path))))
+    return file_id, data
+
+
+@pytest.fixture(scope="module")
+def gateway(install: Deployment) -> Gateway:
+    return install.start_gateway("gw-replication")
+
+
+def uploads_by(upstream: ThreadedUpstream, key: str) -> list:
+    """The upload starts (not their chunks) made with an account's key."""
+    return [r for r in upstream.requests if r.path == "/upload/v1beta/files" and not r.query and r.api_key == key]
+
+
+def chunks_of(upstream: ThreadedUpstream, start_index: int) -> list:
+    return [r for r in upstream.requests[start_index:] if "upload_id=" in r.query]
+
+
+def ask(gateway: Gateway, key: str, file_id: str, prompt: str) -> types.GenerateContentResponse:
+    part = types.Part.from_uri(file_uri=f"files/{file_id}", mime_type="application/pdf")
+    return sdk_client(gateway, key, "v1beta").models.generate_content(model=MODEL, contents=[part, prompt])
+
+
+def test_a_stored_file_is_copied_to_each_account_that_serves_it(
+    install: Deployment, gateway: Gateway, member_key: str, stored_file: tuple[str, bytes], upstream: ThreadedUpstream
+) -> None:
+    file_id, data = stored_file
+    agent_a = install.start_agent(gateway, install.executor_token("a@example.com"), upstream.url, name="agent-a")
+    gateway.wait_for_executors(1)
+    seen = len(upstream.requests)
+
+    first = ask(gateway, member_key, file_id, "what is in it, A?")
+
+    assert len(uploads_by(upstream, "upstream-key-of-agent-a")) == 1
+    chunks = chunks_of(upstream, seen)
+    assert [len(r.body) for r in chunks] == [CHUNK, CHUNK, SIZE - 2 * CHUNK]
+    assert hashlib.sha256(b"".join(r.body for r in chunks)).digest() == hashlib.sha256(data).digest()
+    copy_a = next(f for f in upstream.fake.files.files.values() if f.owner == "upstream-key-of-agent-a")
+    assert copy_a.sha256_hex == hashlib.sha256(data).hexdigest()
+    assert f"[file {copy_a.uri}]" in first.text  # the upstream saw A's copy, not the gateway's name
+    generate = upstream.fake.requests_to(":generateContent")[-1]
+    assert generate.api_key == "upstream-key-of-agent-a"
+
+    again = ask(gateway, member_key, file_id, "and again, A?")
+
+    assert len(uploads_by(upstream, "upstream-key-of-agent-a")) == 1  # A holds its copy: no second upload
+    assert f"[file {copy_a.uri}]" in again.text
+
+    agent_a.stop()
+    gateway.wait_for_executors(0)
+    install.start_agent(gateway, install.executor_token("b@example.com"), upstream.url, name="agent-b")
+    gateway.wait_for_executors(1)
+
+    second = ask(gateway, member_key, file_id, "what is in it, B?")
+
+    assert len(uploads_by(upstream, "upstream-key-of-agent-b")) == 1
+    copy_b = next(f for f in upstream.fake.files.files.values() if f.owner == "upstream-key-of-agent-b")
+    assert copy_b.sha256_hex == hashlib.sha256(data).hexdigest()
+    assert f"[file {copy_b.uri}]" in second.text
+    assert upstream.fake.requests_to(":generateContent")[-1].api_key == "upstream-key-of-agent-b"
+
+
+def test_a_copy_the_upstream_lost_is_uploaded_again_transparently(
+    gateway: Gateway, member_key: str, stored_file: tuple[str, bytes], upstream: ThreadedUpstream
+) -> None:
+    file_id, _ = stored_file
+    ask(gateway, member_key, file_id, "make sure B holds it")
+    lost = next(f for f in upstream.fake.files.files.values() if f.owner == "upstream-key-of-agent-b")
+    upstream.call(_lose(upstream, lost.id))
+    uploads_before = len(uploads_by(upstream, "upstream-key-of-agent-b"))
+
+    answer = ask(gateway, member_key, file_id, "after the loss")
+
+    refused = [r for r in upstream.fake.requests_to(":generateContent") if r.response_status == 403]
+    assert refused and lost.uri.encode() in refused[-1].body
+    assert len(uploads_by(upstream, "upstream-key-of-agent-b")) == uploads_before + 1
+    fresh = next(f for f in upstream.fake.files.files.values() if f.owner == "upstream-key-of-agent-b")
+    assert fresh.id != lost.id
+    assert f"[file {fresh.uri}]" in answer.text
+
+
+async def _lose(upstream: ThreadedUpstream, file_id: str) -> None:
+    upstream.fake.files.lose(file_id)
