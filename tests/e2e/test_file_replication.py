@@ -46,16 +46,19 @@ def member_key(install: Deployment) -> str:
     return install.proxy_key("alice")
 
 
+def store_file(install: Deployment, name: str, data: bytes) -> str:
+    """A file in the gateway's storage, ACTIVE and alice's, as the files surface leaves one; its id."""
+    folder = install.tmp / "files" / "stored"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    return install.manage("shell", "-c", STORE_FILE.replace("sys.argv[-1]", repr(str(path))))
+
+
 @pytest.fixture(scope="module")
 def stored_file(install: Deployment, member_key: str) -> tuple[str, bytes]:
-    """A 20 MiB file in the gateway's storage, ACTIVE and alice's, as the files surface leaves one."""
     data = os.urandom(SIZE)
-    folder = install.tmp / "files" / "stored"
-    folder.mkdir(parents=True)
-    path = folder / "report.pdf"
-    path.write_bytes(data)
-    file_id = install.manage("shell", "-c", STORE_FILE.replace("sys.argv[-1]", repr(str(path))))
-    return file_id, data
+    return store_file(install, "report.pdf", data), data
 
 
 @pytest.fixture(scope="module")
