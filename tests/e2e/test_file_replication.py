@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from google.genai import types
+from google.genai import errors, types
 
 from tests.e2e.conftest import sdk_client
 from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream
@@ -140,3 +141,34 @@ def test_a_copy_the_upstream_lost_is_uploaded_again_transparently(
 
 async def _lose(upstream: ThreadedUpstream, file_id: str) -> None:
     upstream.fake.files.lose(file_id)
+
+
+def test_concurrent_calls_needing_the_same_copy_upload_it_once(
+    install: Deployment, gateway: Gateway, member_key: str, upstream: ThreadedUpstream
+) -> None:
+    file_id = store_file(install, "shared.pdf", os.urandom(3 * 1024 * 1024))
+    uploads_before = len(uploads_by(upstream, "upstream-key-of-agent-b"))
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda n: ask(gateway, member_key, file_id, f"at once {n}"), range(4)))
+
+    assert len(uploads_by(upstream, "upstream-key-of-agent-b")) == uploads_before + 1
+    copy = next(
+        f
+        for f in upstream.fake.files.files.values()
+        if f.owner == "upstream-key-of-agent-b" and f.size_bytes == 3 * 1024 * 1024
+    )
+    assert all(f"[file {copy.uri}]" in answer.text for answer in answers)
+
+
+def test_a_file_of_another_member_is_refused_as_google_refuses_it(
+    install: Deployment, gateway: Gateway, stored_file: tuple[str, bytes], upstream: ThreadedUpstream
+) -> None:
+    file_id, _ = stored_file
+    requests_before = len(upstream.requests)
+
+    with pytest.raises(errors.ClientError) as raised:
+        ask(gateway, install.proxy_key("mallory"), file_id, "let me see")
+
+    assert (raised.value.code, raised.value.status) == (403, "PERMISSION_DENIED")
+    assert len(upstream.requests) == requests_before  # nothing reached the upstream
