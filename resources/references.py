@@ -28,6 +28,8 @@ from gateway.errors import ApiError
 from resources.models import StoredFile
 
 FILE_MARKERS = (b"fileUri", b"file_uri")
+# Google accepts up to 3,000 files in one prompt; a body naming more is refused before any lookup.
+MAX_FILES_PER_REQUEST = 3000
 _FILE_ID = re.compile(r"[a-z0-9]{1,40}")
 _GATEWAY_FILE_PATH = re.compile(r"/v1(?:beta|alpha)?/files/([^/]*)")
 
@@ -115,6 +117,8 @@ def _load(ids: list[str]) -> dict[str, StoredFile]:
 
 async def owned_files(ids: Collection[str], member_id: int) -> dict[str, StoredFile]:
     """The member's usable files by id, or Google's refusal for the first that is not."""
+    if len(set(ids)) > MAX_FILES_PER_REQUEST:
+        raise ApiError(400, "INVALID_ARGUMENT", f"A request may refer to at most {MAX_FILES_PER_REQUEST} files.")
     for file_id in ids:
         if not _FILE_ID.fullmatch(file_id):
             raise ApiError(400, "INVALID_ARGUMENT", f"Invalid file name: files/{file_id[:60]!r}.")

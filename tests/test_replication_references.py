@@ -148,3 +148,13 @@ async def test_a_name_that_cannot_be_a_file_is_invalid_argument(member) -> None:
         await references.owned_files(["../etc"], member.pk)
 
     assert (raised.value.http_status, raised.value.status) == (400, "INVALID_ARGUMENT")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_body_naming_thousands_of_files_is_refused_before_any_lookup(member) -> None:
+    many = [f"f{n}" for n in range(references.MAX_FILES_PER_REQUEST + 1)]
+
+    with pytest.raises(ApiError) as raised:
+        await references.owned_files(many, member.pk)
+
+    assert raised.value.http_status == 400
