@@ -7,7 +7,9 @@ consumer reads from storage (``StoredBody``), so neither the channel layer nor
 any process holds a file whole; then it waits for the copy to be ACTIVE and
 remembers it in ``resources.placements``. Every call goes to executors of that
 account only (``Task.accounts``): a file uploaded with one account's key is
-invisible to every other.
+invisible to every other. Concurrent calls needing the same copy upload it once:
+in one process they share the upload, across processes ``copy_claims`` lets one
+copy while the others wait for its placement.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from executors.dispatcher import DispatchError, StoredBody
 from executors.task_checks import path_problem, query_problem
 from resources import placements
+from resources.copy_claims import get_copy_claims
 from resources.models import Kind, Placement, StoredFile
 from resources.upstream import UpstreamAnswer, call
 
@@ -38,6 +41,9 @@ CHUNK_BYTES = 8 * 1024 * 1024
 ACTIVE_TIMEOUT_SECONDS = 300.0
 POLL_FIRST_SECONDS = 0.1
 POLL_MAX_SECONDS = 2.0
+# A claim outlives any copy (2 GiB at a few MB/s) yet frees itself if its process dies.
+CLAIM_SECONDS = 1800.0
+CLAIM_POLL_SECONDS = 0.25
 
 # (file id, account id) -> the upload in progress, so that concurrent calls in this process upload once.
 _uploads: dict[tuple[str, int], asyncio.Task[Placement]] = {}
@@ -74,10 +80,27 @@ async def _copy_once(account_id: int, stored: StoredFile) -> Placement:
 
 
 async def _copy(account_id: int, stored: StoredFile) -> Placement:
-    # Another process may have copied it meanwhile: the placement map is the truth.
-    placement = await placements.aon_account(FILE, stored.id, account_id)
-    if placement is not None:
-        return placement
+    claims = get_copy_claims()
+    name = f"{stored.id}:{account_id}"
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + ACTIVE_TIMEOUT_SECONDS
+    while (token := await claims.claim(name, CLAIM_SECONDS)) is None:
+        # Another gateway process is copying it: its placement appears when it is done.
+        await asyncio.sleep(CLAIM_POLL_SECONDS)
+        placement = await placements.aon_account(FILE, stored.id, account_id)
+        if placement is not None:
+            return placement
+        if loop.time() > give_up:
+            raise ReplicationFailed(stored, "another gateway process is still copying it")
+    try:
+        # Copied meanwhile, by the claim's previous holder: the placement map is the truth.
+        placement = await placements.aon_account(FILE, stored.id, account_id)
+        return placement if placement is not None else await _upload(account_id, stored)
+    finally:
+        await claims.release(name, token)
+
+
+async def _upload(account_id: int, stored: StoredFile) -> Placement:
     accounts = frozenset({account_id})
     path, query = await _start_upload(stored, accounts)
     resource = await _send_bytes(stored, accounts, path, query)

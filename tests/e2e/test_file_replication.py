@@ -148,6 +148,7 @@ def test_concurrent_calls_needing_the_same_copy_upload_it_once(
 ) -> None:
     file_id = store_file(install, "shared.pdf", os.urandom(3 * 1024 * 1024))
     uploads_before = len(uploads_by(upstream, "upstream-key-of-agent-b"))
+    sdk_client(gateway, member_key, "v1beta")  # made here once: threads making one each would close each other's
 
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda n: ask(gateway, member_key, file_id, f"at once {n}"), range(4)))
