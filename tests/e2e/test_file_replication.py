@@ -173,3 +173,26 @@ def test_a_file_of_another_member_is_refused_as_google_refuses_it(
 
     assert (raised.value.code, raised.value.status) == (403, "PERMISSION_DENIED")
     assert len(upstream.requests) == requests_before  # nothing reached the upstream
+
+
+def test_an_expired_copy_is_uploaded_again_before_use(
+    install: Deployment, gateway: Gateway, member_key: str, stored_file: tuple[str, bytes], upstream: ThreadedUpstream
+) -> None:
+    file_id, _ = stored_file
+    ask(gateway, member_key, file_id, "make sure B holds it")
+    uploads_before = len(uploads_by(upstream, "upstream-key-of-agent-b"))
+    # As if 48 h had passed: the gateway's map says the copy is about to be forgotten upstream.
+    install.manage(
+        "shell",
+        "-c",
+        "from django.utils import timezone; from resources.models import Placement; "
+        f"Placement.objects.filter(resource_id={file_id!r}).update(expires_at=timezone.now())",
+    )
+    generates_before = len(upstream.fake.requests_to(":generateContent"))
+
+    answer = ask(gateway, member_key, file_id, "after expiry")
+
+    assert len(uploads_by(upstream, "upstream-key-of-agent-b")) == uploads_before + 1
+    assert len(upstream.fake.requests_to(":generateContent")) == generates_before + 1  # no refused attempt first
+    fresh = list(upstream.fake.files.files.values())[-1]
+    assert f"[file {fresh.uri}]" in answer.text
