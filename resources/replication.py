@@ -17,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from django.utils.dateparse import parse_datetime
 
+from accounts import usage
+from accounts.usage import UsageEvent
 from executors.dispatcher import DispatchError, StoredBody
 from executors.task_checks import path_problem, query_problem
 from resources import placements
@@ -44,6 +47,8 @@ POLL_MAX_SECONDS = 2.0
 # A claim outlives any copy (2 GiB at a few MB/s) yet frees itself if its process dies.
 CLAIM_SECONDS = 1800.0
 CLAIM_POLL_SECONDS = 0.25
+# The usage record's method for a copy made on a member's behalf.
+REPLICATION_METHOD = "files.replicate"
 
 # (file id, account id) -> the upload in progress, so that concurrent calls in this process upload once.
 _uploads: dict[tuple[str, int], asyncio.Task[Placement]] = {}
@@ -101,10 +106,35 @@ async def _copy(account_id: int, stored: StoredFile) -> Placement:
 
 
 async def _upload(account_id: int, stored: StoredFile) -> Placement:
+    """Copy it, recording the copy as a usage event of its owner (bytes moved, account, outcome)."""
+    event = UsageEvent(
+        outcome="ok",
+        method=REPLICATION_METHOD,
+        user_id=stored.owner_id,
+        key_id=stored.key_id,
+        request_bytes=stored.size_bytes,
+    )
+    started = time.monotonic()
+    try:
+        placement = await _copy_through(account_id, stored, event)
+    except DispatchError as error:
+        event.outcome, event.status_code = error.outcome, error.http_status
+        raise
+    except BaseException:
+        event.outcome = "gateway_error"
+        raise
+    finally:
+        event.latency_ms = int((time.monotonic() - started) * 1000)
+        usage.record(event)
+    return placement
+
+
+async def _copy_through(account_id: int, stored: StoredFile, event: UsageEvent) -> Placement:
     accounts = frozenset({account_id})
-    path, query = await _start_upload(stored, accounts)
+    path, query, event.executor_account = await _start_upload(stored, accounts)
     resource = await _send_bytes(stored, accounts, path, query)
     resource = await _wait_until_active(stored, accounts, resource)
+    event.status_code = 200
     expires = resource.get("expirationTime")
     placement = await placements.aremember(
         FILE,
@@ -118,7 +148,7 @@ async def _upload(account_id: int, stored: StoredFile) -> Placement:
     return placement
 
 
-async def _start_upload(stored: StoredFile, accounts: frozenset[int]) -> tuple[str, str]:
+async def _start_upload(stored: StoredFile, accounts: frozenset[int]) -> tuple[str, str, str]:
     metadata = {"file": {"display_name": f"gemproxy {stored.name}", "mime_type": stored.mime_type}}
     answer = await call(
         "POST",
@@ -137,7 +167,7 @@ async def _start_upload(stored: StoredFile, accounts: frozenset[int]) -> tuple[s
     # Only its path and query are used: the executor sends them to its own upstream.
     if path_problem(url.path) or query_problem(url.query) or not url.path.startswith("/upload/"):
         raise ReplicationFailed(stored, "the upstream answered no usable upload URL")
-    return url.path, url.query
+    return url.path, url.query, answer.account_label
 
 
 async def _send_bytes(stored: StoredFile, accounts: frozenset[int], path: str, query: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ import pytest
 from google.genai import errors, types
 
 from tests.e2e.conftest import sdk_client
-from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream
+from tests.e2e.harness import Deployment, Gateway, ThreadedUpstream, wait_until
 
 MODEL = "gemini-2.5-flash"
 SIZE = 20 * 1024 * 1024
@@ -22,10 +23,12 @@ STORE_FILE = """
 import datetime, hashlib, pathlib, sys
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from accounts.models import ProxyKey
 from resources.models import StoredFile
 data = pathlib.Path(sys.argv[-1]).read_bytes()
+alice = get_user_model().objects.get(username="alice")
 stored = StoredFile.objects.create(
-    owner=get_user_model().objects.get(username="alice"), mime_type="application/pdf", size_bytes=len(data),
+    owner=alice, key=ProxyKey.objects.filter(user=alice).first(), mime_type="application/pdf", size_bytes=len(data),
     sha256=hashlib.sha256(data).hexdigest(), storage_name="stored/" + pathlib.Path(sys.argv[-1]).name,
     state="ACTIVE", expires_at=timezone.now() + datetime.timedelta(hours=48))
 print(stored.id)
@@ -118,6 +121,19 @@ def test_a_stored_file_is_copied_to_each_account_that_serves_it(
     assert copy_b.sha256_hex == hashlib.sha256(data).hexdigest()
     assert f"[file {copy_b.uri}]" in second.text
     assert upstream.fake.requests_to(":generateContent")[-1].api_key == "upstream-key-of-agent-b"
+    wait_until(
+        lambda: replications_recorded(install) == [(SIZE, "a@example.com"), (SIZE, "b@example.com")],
+        what="a usage record per copy",
+    )
+
+
+def replications_recorded(install: Deployment) -> list[tuple[int, str]]:
+    script = (
+        "import json; from accounts.models import UsageRecord; "
+        "print(json.dumps([(r.request_bytes, r.executor_account) for r in "
+        "UsageRecord.objects.filter(method='files.replicate', outcome='ok', user__username='alice').order_by('pk')]))"
+    )
+    return [tuple(row) for row in json.loads(install.manage("shell", "-c", script))]
 
 
 def test_a_copy_the_upstream_lost_is_uploaded_again_transparently(
