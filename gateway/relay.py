@@ -77,8 +77,13 @@ def _backend_unavailable() -> ApiError:
 
 
 def _origins(request: HttpRequest) -> set[str]:
-    """The origins a full file uri of this gateway may carry: its public one, and the one this call came to."""
-    origins = {f"{request.scheme}://{request.get_host()}"}
+    """The origins a full file uri of this gateway may carry: its public one, and the one this call came to.
+
+    The Host header as sent, not ``get_host()``: API calls are served whatever
+    their Host, and it only widens which spellings of the member's own file uris
+    are recognised; ownership is checked all the same.
+    """
+    origins = {f"{request.scheme}://{request.META.get('HTTP_HOST', '')}"}
     if settings.PUBLIC_BASE_URL:
         parts = urlsplit(settings.PUBLIC_BASE_URL)
         origins.add(f"{parts.scheme}://{parts.netloc}")
