@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,11 @@ MAX_BACKOFF_SECONDS = 30.0
 # needs no separate "ack" frame, which saves the gateway a frame per call;
 # well under the gateway's acknowledgement timeout (5 s by default).
 ACK_GRACE_SECONDS = 0.5
+# A body of more pieces than this is streamed into the upstream request as its
+# pieces arrive (an 8 MiB upload chunk is 32), so it is never held whole; a
+# smaller one is collected first, so that a bad piece refuses the task before
+# the upstream sees any of it.
+STREAMED_BODY_CHUNKS = 4
 
 HOP_BY_HOP_HEADERS = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
@@ -136,6 +141,9 @@ class Task:
 
     request: protocol.Request
     body: list[bytes] = field(default_factory=list)
+    # For a streamed body: pieces on their way to the upstream (None ends it), and how many came.
+    stream: asyncio.Queue[bytes | None] | None = None
+    received: int = 0
     runner: asyncio.Task[None] | None = None
     ack_timer: asyncio.TimerHandle | None = None
     is_answered: bool = False
@@ -255,7 +263,10 @@ class Connection:
         task = Task(request)
         task.ack_timer = asyncio.get_running_loop().call_later(ACK_GRACE_SECONDS, self._ack_late, task)
         self.tasks[task_id] = task
-        if request["body_chunks"] == 0:
+        if request["body_chunks"] > STREAMED_BODY_CHUNKS:
+            task.stream = asyncio.Queue()
+            self._start(task)
+        elif request["body_chunks"] == 0:
             self._start(task)
 
     def _ack_late(self, task: Task) -> None:
@@ -271,6 +282,9 @@ class Connection:
             # Routine after a cancel or a refusal, so it is no warning.
             log.debug("ignoring a request_body for task %s, which is not waiting for its body", frame["id"])
             return
+        if task.stream is not None:
+            await self._stream_piece(task, frame)
+            return
         if task.runner is not None:
             log.warning("ignoring a request_body for task %s, whose body is complete", task.id)
             return
@@ -283,6 +297,26 @@ class Connection:
             return
         if len(task.body) == task.request["body_chunks"]:
             self._start(task)
+
+    async def _stream_piece(self, task: Task, frame: dict[str, Any]) -> None:
+        assert task.stream is not None
+        if task.received == task.request["body_chunks"]:
+            log.warning("ignoring a request_body for task %s, whose body is complete", task.id)
+            return
+        try:
+            piece = task_checks.read_body_piece(frame, task.received)
+        except BadTask as exc:
+            # The upstream call has begun: cancelling it aborts the upload there.
+            log.warning("refused task %s: %s", task.id, exc)
+            del self.tasks[task.id]
+            if task.runner is not None:
+                task.runner.cancel()
+            await self._fail(task.id, "bad_task", str(exc))
+            return
+        task.received += 1
+        task.stream.put_nowait(piece)
+        if task.received == task.request["body_chunks"]:
+            task.stream.put_nowait(None)
 
     async def _on_cancel(self, frame: dict[str, Any]) -> None:
         task = self.tasks.pop(frame["id"], None)
@@ -347,12 +381,14 @@ class Connection:
 
     async def _relay(self, task: Task) -> int:
         config = self.agent.config
-        body = b"".join(task.body)
+        data: bytes | AsyncIterator[bytes] | None = b"".join(task.body) or None
+        if task.stream is not None:
+            data = _pieces_of(task.stream)
         async with self.agent.upstream.request(
             task.request["method"],
             task.upstream_url(config.upstream),
             headers=upstream_request_headers(task.request["headers"], config.upstream_key),
-            data=body or None,
+            data=data,
             allow_redirects=False,  # a tunnel relays redirects, it does not follow them
         ) as response:
             head = protocol.ResponseStart(
@@ -414,6 +450,11 @@ class Connection:
             log.warning("the gateway closed the connection (code %s)", code)
 
 
+async def _pieces_of(stream: asyncio.Queue[bytes | None]) -> AsyncIterator[bytes]:
+    while (piece := await stream.get()) is not None:
+        yield piece
+
+
 def describe_error(exc: BaseException) -> str:
     """One line about a failure, for the gateway and the log. Never the request's URL: aiohttp puts
     it in some messages, and its query is the client's."""
@@ -451,6 +492,8 @@ class Agent:
             label=self.config.label,
             software=SOFTWARE,
             max_concurrency=self.config.concurrency,
+            # Bodies go upstream byte for byte, and large ones stream through.
+            features=[protocol.FEATURE_BINARY_BODY],
         )
 
     def welcomed(self) -> None:

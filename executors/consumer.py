@@ -18,6 +18,8 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
 
 from executors import protocol
 from executors.models import ExecutorAccount
@@ -85,6 +87,19 @@ class _Attempt:
     reply_channel: str
     started: bool = False  # its response_start was forwarded
     pieces: int = 0  # response_body frames forwarded
+
+
+def _open_at(name: str, offset: int) -> File:
+    handle = default_storage.open(name, "rb")
+    handle.seek(offset)
+    return handle
+
+
+def _unreadable(attempt_id: str) -> dict:
+    return {
+        "type": "executor.frame",
+        "frame": {"type": "error", "id": attempt_id, "code": "internal", "message": "the request body is unreadable"},
+    }
 
 
 def _lost(attempt_id: str, message: str) -> dict:
@@ -166,6 +181,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             software=frame["software"],
             max_concurrency=min(MAX_CONCURRENCY, frame["max_concurrency"]),
             connected_at=time.time(),
+            features=tuple(frame.get("features", ())),
         )
         await get_registry().register(self.info, time.time() + settings.GEMPROXY_HEARTBEAT_TIMEOUT)
         welcome: protocol.Welcome = {
@@ -319,28 +335,69 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             # This connection has left the registry; the dispatcher must not wait for an ack.
             await self.channel_layer.send(message["reply_channel"], _lost(attempt_id, "executor disconnected"))
             return
+        stored = message.get("stored_body")
+        if stored is not None:
+            await self._send_stored_task(message, stored)
+            return
         self.attempts[attempt_id] = _Attempt(message["reply_channel"])
         pieces = protocol.split_body(message["body"])
+        await self.send(text_data=protocol.dumps(self._request(message, len(pieces))))
+        for seq, piece in enumerate(pieces):
+            await self._send_body_piece(attempt_id, seq, piece)
+
+    def _request(self, message: dict, body_chunks: int) -> protocol.Request:
         request: protocol.Request = {
             "type": "request",
-            "id": attempt_id,
+            "id": message["attempt_id"],
             "method": message["method"],
             "path": message["path"],
             "query": message["query"],
             "headers": message["headers"],
-            "body_chunks": len(pieces),
+            "body_chunks": body_chunks,
         }
         if message.get("request_id"):
             request["request_id"] = message["request_id"]
-        await self.send(text_data=protocol.dumps(request))
-        for seq, piece in enumerate(pieces):
-            body: protocol.RequestBody = {
-                "type": "request_body",
-                "id": attempt_id,
-                "seq": seq,
-                "data": protocol.encode_body(piece),
-            }
-            await self.send(text_data=protocol.dumps(body))
+        return request
+
+    async def _send_body_piece(self, attempt_id: str, seq: int, piece: bytes) -> None:
+        body: protocol.RequestBody = {
+            "type": "request_body",
+            "id": attempt_id,
+            "seq": seq,
+            "data": protocol.encode_body(piece),
+        }
+        await self.send(text_data=protocol.dumps(body))
+
+    async def _send_stored_task(self, message: dict, stored: dict) -> None:
+        """A task whose body is read from storage here, piece by piece, never held whole."""
+        attempt_id, reply_channel = message["attempt_id"], message["reply_channel"]
+        name, offset, length = stored["name"], int(stored["offset"]), int(stored["length"])
+        try:
+            handle = await asyncio.to_thread(_open_at, name, offset)
+        except Exception as error:
+            log.error("the body of task %s cannot be read from storage: %r", attempt_id, error)
+            await self.channel_layer.send(reply_channel, _unreadable(attempt_id))
+            return
+        try:
+            self.attempts[attempt_id] = _Attempt(reply_channel)
+            chunks = -(-length // protocol.BODY_CHUNK_BYTES)
+            await self.send(text_data=protocol.dumps(self._request(message, chunks)))
+            for seq in range(chunks):
+                if attempt_id not in self.attempts:
+                    return  # the executor refused it, or this connection ended
+                size = min(protocol.BODY_CHUNK_BYTES, length - seq * protocol.BODY_CHUNK_BYTES)
+                piece = await asyncio.to_thread(handle.read, size)
+                if len(piece) != size:
+                    raise OSError(f"{name} ended {length - seq * protocol.BODY_CHUNK_BYTES - len(piece)} bytes early")
+                await self._send_body_piece(attempt_id, seq, piece)
+        except Exception as error:
+            log.error("the body of task %s could not be sent whole: %r", attempt_id, error)
+            if self.attempts.pop(attempt_id, None) is not None:
+                with contextlib.suppress(Exception):
+                    await self.send(text_data=protocol.dumps({"type": "cancel", "id": attempt_id}))
+                await self.channel_layer.send(reply_channel, _unreadable(attempt_id))
+        finally:
+            await asyncio.to_thread(handle.close)
 
     async def executor_cancel(self, message: dict) -> None:
         attempt_id = message["attempt_id"]

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from django.conf import settings
 
@@ -62,6 +63,13 @@ def _unavailable(message: str, outcome: str = "unavailable") -> DispatchError:
     return DispatchError(503, "UNAVAILABLE", message, outcome)
 
 
+def _account_absent() -> DispatchError:
+    return _unavailable(
+        "The executor account holding a resource this request refers to has no executor connected. "
+        "Try again when it is back."
+    )
+
+
 def _deadline_exceeded(message: str) -> DispatchError:
     return DispatchError(504, "DEADLINE_EXCEEDED", message, "timeout")
 
@@ -98,13 +106,39 @@ class _AttemptFailed(Exception):
         self.error = error
 
 
+@dataclass(frozen=True)
+class StoredBody:
+    """A request body that stays in Django's default storage: ``length`` bytes of ``name`` from ``offset``.
+
+    The channel layer carries only this reference; the consumer serving the
+    executor reads the bytes and sends them as request_body frames, so a large
+    upload never becomes one channel-layer message (nor sits in the dispatcher's memory).
+    """
+
+    name: str
+    offset: int
+    length: int
+
+
+class Binder(Protocol):
+    """Fits a call to the account that serves it (resources.binding): the per-attempt hook of ``Task``."""
+
+    async def body_for(self, account_id: int) -> bytes:
+        """The body to send to that account; may first copy what it refers to there. Raises DispatchError."""
+        ...
+
+    async def lost(self, account_id: int, status: int, body: bytes) -> bool:
+        """Whether this error answer says the account lost something the body refers to (now forgotten)."""
+        ...
+
+
 @dataclass
 class Task:
     method: str
     path: str
     query: str
     headers: dict[str, str]
-    body: bytes
+    body: bytes | StoredBody
     model: str
     # Where a resource the call refers to lives (resources.placements): only these
     # accounts may serve it (None: any), and among those, these are preferred.
@@ -112,6 +146,15 @@ class Task:
     prefer: frozenset[int] = frozenset()
     # The call's id in the gateway's log (gateway.request_id), for the executor's log.
     request_id: str = ""
+    # What the serving executor must have announced in its hello (protocol.FEATURES).
+    features: frozenset[str] = frozenset()
+    binder: Binder | None = None
+
+    @property
+    def needs(self) -> frozenset[str]:
+        if isinstance(self.body, StoredBody):
+            return self.features | {protocol.FEATURE_BINARY_BODY}
+        return self.features
 
 
 @dataclass
@@ -127,6 +170,7 @@ class _Refusal:
     head: ResponseHead
     pieces: list[bytes]
     account_label: str
+    account_id: int
 
 
 class Exchange:
@@ -140,6 +184,7 @@ class Exchange:
         self.registry = get_registry()
         self.lease: Lease | None = None
         self.attempt_id = ""
+        self._body: bytes | StoredBody = task.body
         self.finished = False
         self._pieces: list[bytes] = []
         self._next_seq = 0
@@ -152,13 +197,24 @@ class Exchange:
         tried: set[str] = set()
         fallback: _Refusal | None = None
         failure: DispatchError = _unavailable("No executor is available to serve this request. Try again later.")
+        rebound = False
         for attempt in range(settings.GEMPROXY_MAX_ATTEMPTS):
             # After an upstream error there is an answer to relay, so only an
             # executor that is free right now is worth a retry.
             wait = 0.0 if fallback else settings.GEMPROXY_DISPATCH_WAIT
             choice = await self._acquire(frozenset(tried), wait)
             lease = choice.lease
+            if lease is not None and self.task.binder is not None:
+                try:
+                    choice = await self._bind(lease, frozenset(tried), wait)
+                except _AttemptFailed as failed:
+                    failure = failed.error
+                    tried.add(lease.connection_id)
+                    continue
+                lease = choice.lease
             if lease is None:
+                if choice.absent and fallback is None:
+                    raise _account_absent()
                 # An upstream's 5xx says more than our 429 would; its 429 says less.
                 if choice.all_cooling and (fallback is None or fallback.head.status == 429):
                     raise self._cooling_down(choice)
@@ -170,18 +226,61 @@ class Exchange:
                 failure = failed.error
                 await self._abandon()
                 continue
+            if not rebound and await self._lost_a_copy(head):
+                # The account lost a copy the body referred to: the binder forgot
+                # it, and the next attempt (on this executor too) copies it again, once.
+                rebound = True
+                tried.discard(lease.connection_id)
+                await self._abandon()
+                continue
             if head.status == 429:
                 await self._read_to_end()
                 await self._cool_down(lease, head)
             if head.status not in RETRYABLE_STATUSES or attempt == settings.GEMPROXY_MAX_ATTEMPTS - 1:
                 return head
             await self._read_to_end()
-            fallback = _Refusal(head, list(self._pieces), lease.account_label)
+            fallback = _Refusal(head, list(self._pieces), lease.account_label, lease.account_id)
             await self._abandon()
         if fallback is not None:
             self._pieces, self.finished, self.account_label = fallback.pieces, True, fallback.account_label
+            self.account_id = fallback.account_id
             return fallback.head
         raise failure
+
+    async def _bind(self, lease: Lease, exclude: frozenset[str], wait: float) -> Choice:
+        """Fit the body to the lease's account, then take a slot there again.
+
+        The slot is given back meanwhile: copying files there is a call of its
+        own through that account's executors, which may have a single slot.
+        """
+        assert self.task.binder is not None
+        account = lease.account_id
+        await self.registry.release(lease)
+        try:
+            self._body = await self.task.binder.body_for(account)
+        except DispatchError as error:
+            raise _AttemptFailed(error) from error
+        give_up = min(self._loop.time() + max(wait, 1.0), self._deadline)
+        while True:
+            choice = await self.registry.choose(
+                self.task.model, exclude, accounts=frozenset({account}), features=self.task.needs
+            )
+            if choice.lease is not None or choice.all_cooling or choice.absent:
+                break
+            remaining = give_up - self._loop.time()
+            if remaining <= 0:
+                break
+            await self.registry.wait_for_change(remaining)
+        if choice.lease is None:
+            # That account went away or filled up while its copies were made; try another.
+            raise _AttemptFailed(_unavailable("The executor chosen for this request is no longer available."))
+        return choice
+
+    async def _lost_a_copy(self, head: ResponseHead) -> bool:
+        if self.task.binder is None or self.account_id is None or head.status not in (400, 403, 404):
+            return False
+        await self._read_to_end()
+        return await self.task.binder.lost(self.account_id, head.status, b"".join(self._pieces))
 
     def _cooling_down(self, choice: Choice) -> CoolingDown:
         self.account_label = self.refused_by[-1] if self.refused_by else ""
@@ -218,9 +317,12 @@ class Exchange:
     async def _acquire(self, exclude: frozenset[str], wait: float) -> Choice:
         """A lease, or the registry's word on why there is none: at once when waiting cannot help."""
         give_up = min(self._loop.time() + wait, self._deadline)
+        task = self.task
         while True:
-            choice = await self.registry.choose(self.task.model, exclude)
-            if choice.lease is not None or choice.all_cooling:
+            choice = await self.registry.choose(
+                task.model, exclude, accounts=task.accounts, prefer=task.prefer, features=task.needs
+            )
+            if choice.lease is not None or choice.all_cooling or choice.absent:
                 return choice
             remaining = give_up - self._loop.time()
             if remaining <= 0:
@@ -236,20 +338,23 @@ class Exchange:
         self.account_id = lease.account_id
         self.attempts += 1
         self.finished, self._pieces, self._next_seq = False, [], 0
-        await self.reply.layer.send(
-            lease.channel_name,
-            {
-                "type": "executor.task",
-                "attempt_id": self.attempt_id,
-                "reply_channel": self.reply.name,
-                "method": self.task.method,
-                "path": self.task.path,
-                "query": self.task.query,
-                "headers": self.task.headers,
-                "body": self.task.body,
-                "request_id": self.task.request_id,
-            },
-        )
+        message = {
+            "type": "executor.task",
+            "attempt_id": self.attempt_id,
+            "reply_channel": self.reply.name,
+            "method": self.task.method,
+            "path": self.task.path,
+            "query": self.task.query,
+            "headers": self.task.headers,
+            "body": b"",
+            "request_id": self.task.request_id,
+        }
+        if isinstance(self._body, StoredBody):
+            stored = self._body
+            message["stored_body"] = {"name": stored.name, "offset": stored.offset, "length": stored.length}
+        else:
+            message["body"] = self._body
+        await self.reply.layer.send(lease.channel_name, message)
         try:
             frame = await self._frame(settings.GEMPROXY_ACK_TIMEOUT, "The executor did not acknowledge the task.")
         except DispatchError as error:

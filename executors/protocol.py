@@ -22,6 +22,14 @@ WEBSOCKET_PATH = "/ws/executor"
 # Daphne's 1 MiB limit on an incoming WebSocket message.
 BODY_CHUNK_BYTES = 256 * 1024
 
+# Features an executor may announce in its hello's optional "features" list.
+# binary_body: request bodies are sent upstream byte for byte, whatever their
+# content type (an older browser executor sent them as text). Tasks whose body
+# is a file's bytes go only to executors announcing it.
+FEATURE_BINARY_BODY = "binary_body"
+FEATURES: frozenset[str] = frozenset({FEATURE_BINARY_BODY})
+MAX_FEATURES = 32
+
 # WebSocket close codes the gateway uses.
 CLOSE_PROTOCOL_ERROR = 4002
 CLOSE_HEARTBEAT_MISSED = 4003
@@ -55,6 +63,7 @@ class Hello(TypedDict):
     label: str
     software: str
     max_concurrency: int
+    features: NotRequired[list[str]]
 
 
 class Ack(TypedDict):
@@ -240,10 +249,23 @@ def _headers(value: object) -> dict[str, str]:
     return headers
 
 
+def _features(value: object) -> list[str]:
+    """The announced features this gateway knows, in order, once each; unknown names are a later version's."""
+    if not isinstance(value, list) or len(value) > MAX_FEATURES:
+        raise ProtocolViolation(f"features must be a list of at most {MAX_FEATURES} names")
+    known: list[str] = []
+    for name in value:
+        if not isinstance(name, str) or len(name) > MAX_TYPE_LENGTH or not _TYPE.fullmatch(name):
+            raise ProtocolViolation("a feature is a short lower-case name")
+        if name in FEATURES and name not in known:
+            known.append(name)
+    return known
+
+
 def _hello(frame: dict) -> Hello:
     if _field(frame, "protocol") != PROTOCOL_VERSION or type(frame["protocol"]) is not int:
         raise ProtocolViolation(f"this gateway speaks protocol {PROTOCOL_VERSION} only")
-    return Hello(
+    hello = Hello(
         type="hello",
         protocol=PROTOCOL_VERSION,
         executor_id=_id(_field(frame, "executor_id"), "executor_id"),
@@ -251,6 +273,9 @@ def _hello(frame: dict) -> Hello:
         software=_text(frame.get("software", ""), "software"),
         max_concurrency=_count(_field(frame, "max_concurrency"), "max_concurrency", lowest=1),
     )
+    if "features" in frame:
+        hello["features"] = _features(frame["features"])
+    return hello
 
 
 def _response_start(frame: dict) -> ResponseStart:

@@ -37,6 +37,8 @@ class ExecutorInfo:
     software: str
     max_concurrency: int
     connected_at: float
+    # What the executor announced in its hello (protocol.FEATURES); older ones announce nothing.
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Choice:
     lease: Lease | None = None
     cooling_until: float | None = None
     all_cooling: bool = False
+    # The call may only be served by some accounts, and none of them has a live executor able to.
+    absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,21 @@ class Registry:
     async def unregister(self, connection_id: str) -> None:
         raise NotImplementedError
 
-    async def choose(self, model: str, exclude: frozenset[str] = frozenset()) -> Choice:
-        """Claim a slot on the best executor able to serve ``model`` now, in one atomic step."""
+    async def choose(
+        self,
+        model: str,
+        exclude: frozenset[str] = frozenset(),
+        *,
+        accounts: frozenset[int] | None = None,
+        prefer: frozenset[int] = frozenset(),
+        features: frozenset[str] = frozenset(),
+    ) -> Choice:
+        """Claim a slot on the best executor able to serve ``model`` now, in one atomic step.
+
+        Only executors of ``accounts`` (None: any) announcing every one of
+        ``features`` count; one of ``prefer`` with a free slot wins over the
+        others, fewest tasks first within each group.
+        """
         raise NotImplementedError
 
     async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> Lease | None:
@@ -160,9 +177,25 @@ class LocalRegistry(Registry):
         self._in_flight.pop(connection_id, None)
         self._notify()
 
-    async def choose(self, model: str, exclude: frozenset[str] = frozenset()) -> Choice:
+    async def choose(
+        self,
+        model: str,
+        exclude: frozenset[str] = frozenset(),
+        *,
+        accounts: frozenset[int] | None = None,
+        prefer: frozenset[int] = frozenset(),
+        features: frozenset[str] = frozenset(),
+    ) -> Choice:
         now = time.time()
-        live = [info for key, info in sorted(self._executors.items()) if self._deadlines[key] >= now]
+        live = [
+            info
+            for key, info in sorted(self._executors.items())
+            if self._deadlines[key] >= now
+            and (accounts is None or info.account_id in accounts)
+            and features <= set(info.features)
+        ]
+        if accounts is not None and not live:
+            return Choice(None, absent=True)
         cooling = {info.account_id: self._cooling_until(info.account_id, model, now) for info in live}
         ends = [until for until in cooling.values() if until is not None]
         cooling_until = min(ends) if ends else None
@@ -170,6 +203,8 @@ class LocalRegistry(Registry):
         candidates = [info for info in usable if self._in_flight[info.connection_id] < info.max_concurrency]
         if not candidates:
             return Choice(None, cooling_until, all_cooling=not usable and cooling_until is not None)
+        preferred = [info for info in candidates if info.account_id in prefer]
+        candidates = preferred or candidates
         fewest = min(self._in_flight[info.connection_id] for info in candidates)
         tied = [info for info in candidates if self._in_flight[info.connection_id] == fewest]
         chosen = tied[next(self._turn) % len(tied)]
@@ -225,16 +260,39 @@ end
 """
 
 # KEYS: executors hash, deadlines zset, in-flight hash, turn counter, cooldowns hash.
-# ARGV: now, model, excluded ids...
+# ARGV: now, model, allowed accounts (JSON array, or "" for any), preferred
+# accounts (JSON array), features needed (JSON array), excluded ids...
 # Answers {kind, chosen executor or "", earliest cooldown end or ""}, kind being
-# "lease", "busy" (wait for a slot), "cooling" (every usable one cools down) or
-# "none". A cooldown is the field "<account id>:<model>" of the cooldowns hash,
-# holding {"label", "ends"}; one past its end is ignored (and pruned by _COOLDOWNS).
+# "lease", "busy" (wait for a slot), "cooling" (every usable one cools down),
+# "absent" (no live executor of the allowed accounts) or "none". A cooldown is
+# the field "<account id>:<model>" of the cooldowns hash, holding {"label", "ends"};
+# one past its end is ignored (and pruned by _COOLDOWNS).
 _CHOOSE = (
     _PRUNE
     + """local model = ARGV[2]
+local function set_of(text)
+  local found = {}
+  for _, item in ipairs(cjson.decode(text)) do found[tostring(item)] = true end
+  return found
+end
+local allowed = nil
+if ARGV[3] ~= '' then allowed = set_of(ARGV[3]) end
+local preferred = set_of(ARGV[4])
+local needed = cjson.decode(ARGV[5])
 local excluded = {}
-for i = 3, #ARGV do excluded[ARGV[i]] = true end
+for i = 6, #ARGV do excluded[ARGV[i]] = true end
+local function able(info)
+  if allowed and not allowed[tostring(info.account_id)] then return false end
+  if #needed == 0 then return true end
+  local has = {}
+  if type(info.features) == 'table' then
+    for _, feature in ipairs(info.features) do has[feature] = true end
+  end
+  for _, feature in ipairs(needed) do
+    if not has[feature] then return false end
+  end
+  return true
+end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')
 table.sort(ids)
 local ends_of = {}
@@ -249,11 +307,12 @@ local function cooling_end(account)
   end
   return ends_of[account]
 end
-local tied, fewest, usable, earliest = {}, nil, false, nil
+local tied, fewest, usable, earliest, seen = {}, nil, false, nil, false
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', KEYS[1], id)
-  if raw then
-    local info = cjson.decode(raw)
+  local info = raw and cjson.decode(raw)
+  if info and able(info) then
+    seen = true
     local ends = cooling_end(tostring(info.account_id))
     if ends then
       if earliest == nil or ends < earliest then earliest = ends end
@@ -261,6 +320,8 @@ for _, id in ipairs(ids) do
       usable = true
       local n = tonumber(redis.call('HGET', KEYS[3], id) or '0')
       if n < info.max_concurrency then
+        -- A preferred account ranks before every other, whatever their load.
+        if not preferred[tostring(info.account_id)] then n = n + 1e15 end
         if fewest == nil or n < fewest then
           tied, fewest = {raw}, n
         elseif n == fewest then
@@ -270,6 +331,7 @@ for _, id in ipairs(ids) do
     end
   end
 end
+if allowed and not seen then return {'absent', '', ''} end
 local until_text = earliest and string.format('%.6f', earliest) or ''
 if fewest ~= nil then
   local chosen = tied[(redis.call('INCR', KEYS[4]) % #tied) + 1]
@@ -363,12 +425,28 @@ class RedisRegistry(Registry):
             pipe.zrem(self._deadlines, connection_id)
             await pipe.execute()
 
-    async def choose(self, model: str, exclude: frozenset[str] = frozenset()) -> Choice:
+    async def choose(
+        self,
+        model: str,
+        exclude: frozenset[str] = frozenset(),
+        *,
+        accounts: frozenset[int] | None = None,
+        prefer: frozenset[int] = frozenset(),
+        features: frozenset[str] = frozenset(),
+    ) -> Choice:
         keys = [self._executors, self._deadlines, self._in_flight, self._turn, self._cooldowns]
-        kind, raw, until = await self._choose(keys=keys, args=[time.time(), model, *exclude])
+        args: list[str | float] = [
+            time.time(),
+            model,
+            "" if accounts is None else json.dumps(sorted(accounts)),
+            json.dumps(sorted(prefer)),
+            json.dumps(sorted(features)),
+            *exclude,
+        ]
+        kind, raw, until = await self._choose(keys=keys, args=args)
         cooling_until = float(until) if until else None
         if kind != b"lease":
-            return Choice(None, cooling_until, all_cooling=kind == b"cooling")
+            return Choice(None, cooling_until, all_cooling=kind == b"cooling", absent=kind == b"absent")
         info = json.loads(raw)
         lease = Lease(info["connection_id"], info["channel_name"], info["account_id"], info["account_label"])
         return Choice(lease, cooling_until)

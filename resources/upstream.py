@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from executors.dispatcher import Exchange, Task
+from executors.dispatcher import Exchange, StoredBody, Task
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ async def call(
     method: str,
     path: str,
     *,
-    body: bytes = b"",
+    body: bytes | StoredBody = b"",
     query: str = "",
     headers: dict[str, str] | None = None,
     accounts: frozenset[int] | None = None,

@@ -34,6 +34,17 @@ caller is accepted, as AI Studio's environment does for the browser executor.
 `key-a` Google's free-tier quota of 2 generate calls per model per window,
 refused beyond it with Google's exact 429 (`executors/standin/quota.py`).
 
+Files (`executors/standin/files.py`): Google's resumable upload (`POST
+/upload/{v}/files` start, then chunks to the absolute `X-Goog-Upload-URL`,
+`upload` / `upload, finalize` at `X-Goog-Upload-Offset`; or `uploadType=multipart`),
+`files/{id}` get, list and delete. A file is PROCESSING for
+`GeminiStandIn(file_processing_seconds=0.2)`, then ACTIVE, and belongs to the key
+that uploaded it: any other key gets 403 PERMISSION_DENIED for it, on get and in
+a generateContent, streamGenerateContent or countTokens body; a body naming a
+file still PROCESSING gets 400 FAILED_PRECONDITION. Other stand-in parts check a
+body with `standin.files.check_references(body, api_key)`; a test makes the
+upstream lose a copy with `standin.files.lose(file_id)`.
+
 Standalone (the demo, the benchmarks): `python -m executors.standin --port 8601`
 prints its URL as its only line of output, and discloses itself in every answer;
 `POST /_fake/release` releases held streams, `GET /_fake/stats` gives counters.

@@ -20,6 +20,7 @@ from executors.standin.answers import (
 from executors.standin.batches import BatchService
 from executors.standin.catalog import API_VERSIONS, EMBEDDING_DIMENSIONS, MODELS, _find_model
 from executors.standin.errors import GoogleError, directive_error
+from executors.standin.files import FileStore
 from executors.standin.prompts import Directives, Prompt, _as_list, get_field
 from executors.standin.quota import FreeTierQuota
 
@@ -79,8 +80,10 @@ class GeminiStandIn:
         quotas: dict[str, int] | None = None,
         quota_window: float = 60.0,
         batch_delays: tuple[float, float] = (1.0, 1.0),
+        file_processing_seconds: float = 0.2,
     ):
         self.valid_keys = valid_keys
+        self.files = FileStore(file_processing_seconds)
         self.quota = FreeTierQuota(quotas or {}, quota_window)
         self.record = record
         self.disclose = disclose
@@ -114,6 +117,7 @@ class GeminiStandIn:
             app.router.add_get(f"/{version}/models/{{model}}", self._get_model)
             app.router.add_post(f"/{version}/models/{{model_method}}", self._model_method)
         self.batches.routes(app, API_VERSIONS)
+        self.files.add_routes(app, API_VERSIONS)
         # handler_cancellation: a caller that hangs up cancels its handler, even one
         # waiting at #hold, which is how stream_aborted learns of it.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
@@ -191,6 +195,8 @@ class GeminiStandIn:
     def _check_key(self, request: web.Request) -> None:
         if self.valid_keys is None or request.path.startswith("/_fake/"):
             return
+        if request.path.startswith("/upload/") and "upload_id" in request.query:
+            return  # an upload's chunks are authorised by its upload id, as Google's are
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if not key:
             raise GoogleError(
@@ -257,13 +263,18 @@ class GeminiStandIn:
     def _charge_quota(self, request: web.Request, model_id: str) -> None:
         self.quota.charge(request.headers.get("x-goog-api-key") or request.query.get("key"), model_id)
 
+    def _check_files(self, request: web.Request, payload: Any) -> None:
+        self.files.check_references(payload, request.headers.get("x-goog-api-key") or request.query.get("key"))
+
     async def _generate(self, request: web.Request, model: dict, payload: dict) -> web.Response:
+        self._check_files(request, payload)
         self._charge_quota(request, model["baseModelId"])
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         await self._apply_directives(prompt, model["baseModelId"])
         return _ok(Generation(prompt, model["baseModelId"], disclose=self.disclose).whole())
 
     async def _stream(self, request: web.Request, model: dict, payload: dict) -> web.StreamResponse:
+        self._check_files(request, payload)
         self._charge_quota(request, model["baseModelId"])
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         directives = await self._apply_directives(prompt, model["baseModelId"])
@@ -302,6 +313,7 @@ class GeminiStandIn:
         return response
 
     async def _count_tokens(self, request: web.Request, model: dict, payload: dict) -> web.Response:
+        self._check_files(request, payload)
         inner = get_field(payload, "generateContentRequest")
         source = inner if isinstance(inner, dict) else payload
         prompt = Prompt.read(get_field(source, "contents"), get_field(source, "systemInstruction"))

@@ -15,6 +15,7 @@ import {
   CLOSE_HEARTBEAT_MISSED,
   CLOSE_PROTOCOL_ERROR,
   CLOSE_TOKEN_REPLACED,
+  FEATURE_BINARY_BODY,
   PROTOCOL_VERSION,
   SUBPROTOCOL,
   TOKEN_SUBPROTOCOL_PREFIX,
@@ -201,6 +202,7 @@ export class Connection {
       label: target.label,
       software: target.software,
       max_concurrency: target.maxConcurrency,
+      features: [FEATURE_BINARY_BODY],
     });
   }
 

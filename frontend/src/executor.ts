@@ -7,7 +7,7 @@
  * old attempt have nowhere to go.
  */
 
-import { decodeBase64, encodeBase64, joinBytes, splitBytes } from "./base64";
+import { decodeBase64, encodeBase64, splitBytes } from "./base64";
 import { describeTask } from "./describe";
 import { relayedResponseHeaders, upstreamRequestHeaders } from "./headers";
 import {
@@ -197,7 +197,7 @@ export class Executor {
     try {
       new URL(url);
       const headers = upstreamRequestHeaders(request.headers);
-      const body = fetchBody(joinBytes(task.pieces), headers["content-type"], request.method);
+      const body = fetchBody(task.pieces, headers["content-type"], request.method);
       task.pieces = [];
       // Only what the AI Studio relays set: no credentials or cache mode, which
       // AI Studio's own fetch wrapper may need to choose for itself.

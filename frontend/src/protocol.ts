@@ -48,7 +48,12 @@ export interface Hello {
   label: string;
   software: string;
   max_concurrency: number;
+  /** What this executor can do beyond the baseline (docs/executor-protocol.md, "features"). */
+  features?: string[];
 }
+
+/** Request bodies go upstream byte for byte: JSON as its text, anything else as a Blob of the pieces. */
+export const FEATURE_BINARY_BODY = "binary_body";
 
 export interface Pong {
   type: "pong";

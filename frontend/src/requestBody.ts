@@ -6,6 +6,8 @@
  * Uint8Array is not.
  */
 
+import { joinBytes } from "./base64";
+
 export type FetchBody = string | Blob | null;
 
 // application/json, and the structured syntax suffix of RFC 6839 (application/problem+json).
@@ -17,22 +19,26 @@ export function mediaType(contentType: string | undefined): string {
 }
 
 /**
- * The body for fetch: null when there is none or the method cannot carry one
- * (fetch refuses a body on GET and HEAD; Google ignores one there anyway), a
- * string for JSON, a Blob for anything else. JSON that is not valid UTF-8
- * becomes a Blob too, so that no byte is changed on the way.
+ * The body for fetch, from the task's decoded pieces: null when there is none
+ * or the method cannot carry one (fetch refuses a body on GET and HEAD; Google
+ * ignores one there anyway), a string for JSON, a Blob for anything else, such
+ * as an upload's chunk of a file (protocol feature binary_body). The Blob is
+ * made of the pieces themselves, never of one joined copy, so a large chunk is
+ * held once. JSON that is not valid UTF-8 becomes a Blob too, so that no byte
+ * is changed on the way.
  */
-export function fetchBody(bytes: Uint8Array, contentType: string | undefined, method: string): FetchBody {
-  if (bytes.length === 0 || method === "GET" || method === "HEAD") return null;
+export function fetchBody(pieces: readonly Uint8Array[], contentType: string | undefined, method: string): FetchBody {
+  const size = pieces.reduce((total, piece) => total + piece.length, 0);
+  if (size === 0 || method === "GET" || method === "HEAD") return null;
   const type = mediaType(contentType);
   if (JSON_MEDIA_TYPE.test(type)) {
     try {
       // fatal: invalid UTF-8 throws instead of turning into U+FFFD; ignoreBOM: a BOM stays in the text.
-      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(joinBytes(pieces));
     } catch {
       // falls through to the Blob, which keeps the bytes as they are
     }
   }
   // The Blob's own type only matters when the headers carry no Content-Type; then it must not invent one.
-  return new Blob([bytes as BlobPart], { type: contentType ? type : "" });
+  return new Blob([...pieces] as BlobPart[], { type: contentType ? type : "" });
 }

@@ -95,6 +95,7 @@ describe("connecting", () => {
         label: "browser tab 1234",
         software: "gemproxy-web/1.0.0",
         max_concurrency: 3,
+        features: ["binary_body"],
       },
     ]);
   });

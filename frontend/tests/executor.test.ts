@@ -165,6 +165,20 @@ describe("a task's request", () => {
     expect(await x.upstream.last().bytes()).toEqual(body);
   });
 
+  it("sends an upload chunk of many pieces as one Blob of exactly its bytes, in order", async () => {
+    const x = executor();
+    const body = randomBytes(2 * BODY_CHUNK_BYTES + 12345);
+    const pieces = splitBytes(body, BODY_CHUNK_BYTES);
+    const headers = { "content-type": "application/octet-stream", "x-goog-upload-command": "upload, finalize" };
+    x.handle(request("a1", { path: "/upload/v1beta/files", query: "upload_id=u1&upload_protocol=resumable", headers, body_chunks: pieces.length }));
+    pieces.forEach((piece, seq) => x.handle({ type: "request_body", id: "a1", seq, data: encodeBase64(piece) }));
+    await settle();
+    const sent = x.upstream.last().init.body;
+    expect(sent).toBeInstanceOf(Blob);
+    expect((sent as Blob).size).toBe(body.length);
+    expect(await x.upstream.last().bytes()).toEqual(body);
+  });
+
   it("sends JSON that is not valid UTF-8 as a Blob, so no byte changes", async () => {
     const x = executor();
     const body = new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
