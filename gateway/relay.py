@@ -11,9 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from redis.exceptions import RedisError
@@ -33,6 +31,7 @@ from gateway.request_id import HEADER as REQUEST_ID_HEADER
 from gateway.request_id import request_id_of
 from gateway.resources import ModelName
 from resources.binding import bind
+from resources.references import gateway_origins
 
 log = logging.getLogger("gemproxy.calls")
 
@@ -77,20 +76,6 @@ def _backend_unavailable() -> ApiError:
         outcome="unavailable",
         headers={"Retry-After": "5"},
     )
-
-
-def _origins(request: HttpRequest) -> set[str]:
-    """The origins a full file uri of this gateway may carry: its public one, and the one this call came to.
-
-    The Host header as sent, not ``get_host()``: API calls are served whatever
-    their Host, and it only widens which spellings of the member's own file uris
-    are recognised; ownership is checked all the same.
-    """
-    origins = {f"{request.scheme}://{request.META.get('HTTP_HOST', '')}"}
-    if settings.PUBLIC_BASE_URL:
-        parts = urlsplit(settings.PUBLIC_BASE_URL)
-        origins.add(f"{parts.scheme}://{parts.netloc}")
-    return origins
 
 
 def _dispatch_error(error: DispatchError) -> ApiError:
@@ -172,7 +157,7 @@ class Relay:
         body = await self._upstream_body()
         self.event.request_bytes = len(body)
         # The proxy's files the body refers to: checked before admission, followed to the account serving it.
-        binding = await bind(body, key.user_id, _origins(self.request))
+        binding = await bind(body, key.user_id, gateway_origins(self.request))
         self.stage = "counters"
         try:
             self.admission = await admit(

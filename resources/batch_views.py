@@ -10,14 +10,12 @@ as usage like any Gemini call (``_handled``).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,9 +33,9 @@ from gateway.payload import checked_body
 from gateway.relay import BACKEND_ERRORS, _backend_unavailable, _dispatch_error
 from gateway.resources import ModelName, quoted
 from gateway.views import gemini_api
-from resources import batches, placements, upstream
+from resources import batches, placements, references, replication, upstream
 from resources.google_api import GoogleResourceView, Paging, listed
-from resources.models import Batch, Placement, StoredFile
+from resources.models import Batch, Placement
 
 Work = Callable[[ProxyKey, bytes, UsageEvent], Awaitable[HttpResponse]]
 
@@ -128,9 +126,10 @@ async def create_batch(request: HttpRequest, version: str, model: ModelName) -> 
             raise invalid_argument("batch.input_config is required.")
         accounts = None
         input_file = _member_input_file(config)  # before any rewriting, which may change ``config``
-        file_ids = _referenced_files(payload, config)
+        origins = references.gateway_origins(request)
+        file_ids = _referenced_files(payload, config, origins)
         if file_ids:
-            account_id, payload = await _place_files(key, payload, file_ids)
+            account_id, payload = await _place_files(key, payload, file_ids, origins)
             body, accounts = json.dumps(payload).encode(), frozenset({account_id})
         answer = await upstream.call(
             "POST", f"/{version}/{model}:batchGenerateContent", body=body, accounts=accounts, model=model.model_id
@@ -145,7 +144,7 @@ async def create_batch(request: HttpRequest, version: str, model: ModelName) -> 
     return await _handled(request, "batchGenerateContent", model.model_id, work)
 
 
-def _referenced_files(payload: dict, config: dict) -> set[str]:
+def _referenced_files(payload: dict, config: dict, origins: Collection[str]) -> set[str]:
     """The ids of the proxy files the batch refers to: its input file, and any fileData in its requests."""
     found: set[str] = set()
     file_name = _field(config, "fileName")
@@ -154,8 +153,7 @@ def _referenced_files(payload: dict, config: dict) -> set[str]:
         if match is None:
             raise invalid_argument(f"Invalid input file name {quoted(str(file_name))}: it must be files/{{id}}.")
         found.add(match.group(1))
-    if _mentions_file_uri(_field(config, "requests")):
-        found |= set(_files_work("references").file_ids(payload))
+    found |= {reference.resource_id for reference in references.file_references(payload, origins)}
     return found
 
 
@@ -165,35 +163,16 @@ def _member_input_file(config: dict) -> str:
     return f"files/{match.group(1)}" if match else ""
 
 
-def _files_work(module: str) -> Any:
-    """``resources.references`` / ``resources.replication``, which land with the files work: imported when used."""
-    try:
-        return importlib.import_module(f"resources.{module}")
-    except ImportError:
-        raise ApiError(
-            501, "UNIMPLEMENTED", "Batches that refer to files are not supported by this gateway yet."
-        ) from None
-
-
-def _mentions_file_uri(value: Any) -> bool:
-    # checked_body bounded the nesting, so this recursion is bounded too.
-    if isinstance(value, dict):
-        return any(name in ("fileUri", "file_uri") or _mentions_file_uri(item) for name, item in value.items())
-    if isinstance(value, list):
-        return any(_mentions_file_uri(item) for item in value)
-    return False
-
-
-async def _place_files(key: ProxyKey, payload: dict, file_ids: set[str]) -> tuple[int, dict]:
+async def _place_files(key: ProxyKey, payload: dict, file_ids: set[str], origins: Collection[str]) -> tuple[int, dict]:
     """One connected account holding (or given) every file, and the body rewritten to that account's names."""
-    files = await _owned_files(key, file_ids)
+    files = list((await references.owned_files(file_ids, key.user_id)).values())
     live = {row["account_id"] for row in await get_registry().snapshot()}
     if not live:
         raise ApiError(503, "UNAVAILABLE", "No executor is available to serve this request. Try again later.")
     holding = await placements.aholding_all(batches.FILE_KIND, file_ids) & live
     account_id = min(holding or live)
-    placed: dict[str, Placement] = await _files_work("replication").ensure_files_on(account_id, files)
-    payload = _files_work("references").rewrite(payload, placed)
+    placed = await replication.ensure_files_on(account_id, files)
+    payload = references.rewrite_for(payload, placed, origins)
     return account_id, _with_upstream_input_file(payload, placed)
 
 
@@ -209,21 +188,6 @@ def _with_upstream_input_file(payload: dict, placed: dict[str, Placement]) -> di
     batch.pop("input_config", None)
     batch["inputConfig"] = config
     return {**payload, "batch": batch}
-
-
-async def _owned_files(key: ProxyKey, file_ids: set[str]) -> list[StoredFile]:
-    def load() -> list[StoredFile]:
-        return list(StoredFile.objects.filter(owner_id=key.user_id, id__in=file_ids, state=StoredFile.State.ACTIVE))
-
-    files = await sync_to_async(load)()
-    absent = sorted(file_ids - {stored.id for stored in files})
-    if absent:
-        raise ApiError(
-            403,
-            "PERMISSION_DENIED",
-            f"You do not have permission to access the File {absent[0]} or it may not exist.",
-        )
-    return files
 
 
 # About one batch.

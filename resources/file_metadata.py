@@ -17,7 +17,8 @@ from resources.upload_records import FileFields
 
 # type "/" subtype, with parameters: what a Content-Type may be, bounded.
 _TOKEN = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
-_MIME_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(?:\s*;[\x20-\x7e]*)?")
+# A bare token too: Google's own batch guide uploads its JSONL input with mime_type="jsonl", and Google takes it.
+_MIME_TYPE = re.compile(rf"{_TOKEN}(?:/{_TOKEN})?(?:\s*;[\x20-\x7e]*)?")
 # Google's file ids: up to 40 lowercase letters, digits and dashes, no dash at either end.
 _FILE_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 _DIGITS = re.compile(r"[0-9]{1,19}")

@@ -16,16 +16,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 
 from gateway.errors import ApiError
-from resources.models import StoredFile
+from resources.models import Placement, StoredFile
 
 FILE_MARKERS = (b"fileUri", b"file_uri")
 # Google accepts up to 3,000 files in one prompt; a body naming more is refused before any lookup.
@@ -103,6 +105,27 @@ def proxy_file_id(uri: str, origins: Collection[str]) -> str | None:
         return None
     match = _GATEWAY_FILE_PATH.fullmatch(parts.path)
     return match.group(1) if match else None
+
+
+def gateway_origins(request: HttpRequest) -> set[str]:
+    """The origins a full file uri of this gateway may carry: its public one, and the one this call came to.
+
+    The Host header as sent, not ``get_host()``: API calls are served whatever
+    their Host, and it only widens which spellings of the member's own file uris
+    are recognised; ownership is checked all the same.
+    """
+    origins = {f"{request.scheme}://{request.META.get('HTTP_HOST', '')}"}
+    if settings.PUBLIC_BASE_URL:
+        parts = urlsplit(settings.PUBLIC_BASE_URL)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
+def rewrite_for(body: Any, placed: Mapping[str, Placement], origins: Collection[str]) -> Any:
+    """``body`` with each reference to a proxy file replaced by that file's upstream uri on one account."""
+    for reference in file_references(body, origins):
+        reference.holder[reference.key] = placed[reference.resource_id].upstream_uri
+    return body
 
 
 def _no_access(file_id: str) -> ApiError:

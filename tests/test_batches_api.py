@@ -270,26 +270,6 @@ async def test_a_batch_naming_a_file_the_member_does_not_have_is_permission_deni
     assert dispatcher.tasks == []
 
 
-async def test_without_the_files_work_a_batch_naming_files_is_unimplemented(
-    dispatcher, account_ids, member_headers, member, monkeypatch
-):
-    await connect(account_ids[0])
-    mine = await StoredFile.objects.acreate(
-        owner=member, mime_type="application/jsonl", state="ACTIVE", expires_at="2100-01-01T00:00Z"
-    )
-
-    def absent(name: str):
-        raise ImportError(name)
-
-    monkeypatch.setattr(batch_views.importlib, "import_module", absent)
-    body = json.dumps({"batch": {"inputConfig": {"fileName": mine.name}}}).encode()
-
-    answer = await asgi_call("POST", CREATE, headers=member_headers, body=body)
-
-    assert (answer.status, answer.error["status"]) == (501, "UNIMPLEMENTED")
-    assert dispatcher.tasks == []
-
-
 # Get, pinned.
 
 
@@ -524,7 +504,11 @@ async def test_every_batch_call_leaves_a_usage_record(dispatcher, account_ids, m
 async def input_file(monkeypatch, member, fake) -> StoredFile:
     """The member's input file, copied (by a stand-in of resources.replication) to "files/upstreaminput"."""
     stored_input = await StoredFile.objects.acreate(
-        owner=member, mime_type="application/jsonl", state=StoredFile.State.ACTIVE, expires_at="2100-01-01T00:00Z"
+        owner=member,
+        mime_type="application/jsonl",
+        state=StoredFile.State.ACTIVE,
+        storage_name="input.jsonl",
+        expires_at="2100-01-01T00:00Z",
     )
 
     async def ensure_files_on(account_id, files):
@@ -534,11 +518,7 @@ async def input_file(monkeypatch, member, fake) -> StoredFile:
         )
         return {stored_input.id: copy}
 
-    stand_ins = {
-        "replication": SimpleNamespace(ensure_files_on=ensure_files_on),
-        "references": SimpleNamespace(file_ids=lambda payload: set(), rewrite=lambda payload, placed: payload),
-    }
-    monkeypatch.setattr(batch_views, "_files_work", stand_ins.__getitem__)
+    monkeypatch.setattr(batch_views.replication, "ensure_files_on", ensure_files_on)
     return stored_input
 
 
@@ -636,23 +616,22 @@ async def test_files_named_in_inline_requests_are_placed_on_the_account_that_run
     await connect(a)
     await connect(b)
     picture = await StoredFile.objects.acreate(
-        owner=member, mime_type="image/png", state="ACTIVE", expires_at="2100-01-01T00:00Z"
+        owner=member, mime_type="image/png", state="ACTIVE", storage_name="picture.png", expires_at="2100-01-01T00:00Z"
     )
-    await Placement.objects.acreate(kind=Kind.FILE, resource_id=picture.id, account_id=b, upstream_name="files/onb")
+    await Placement.objects.acreate(
+        kind=Kind.FILE,
+        resource_id=picture.id,
+        account_id=b,
+        upstream_name="files/onb",
+        upstream_uri="https://upstream.example/v1beta/files/onb",
+    )
     placed_on = []
 
     async def ensure_files_on(account_id, files):
         placed_on.append((account_id, [f.id for f in files]))
         return {picture.id: await Placement.objects.aget(kind=Kind.FILE, resource_id=picture.id, account_id=account_id)}
 
-    def rewrite(payload, placed):
-        return json.loads(json.dumps(payload).replace(picture.name, placed[picture.id].upstream_name))
-
-    stand_ins = {
-        "replication": SimpleNamespace(ensure_files_on=ensure_files_on),
-        "references": SimpleNamespace(file_ids=lambda payload: {picture.id}, rewrite=rewrite),
-    }
-    monkeypatch.setattr(batch_views, "_files_work", stand_ins.__getitem__)
+    monkeypatch.setattr(batch_views.replication, "ensure_files_on", ensure_files_on)
     part = {"file_data": {"file_uri": picture.name, "mime_type": "image/png"}}
     request = {"request": {"contents": [{"parts": [{"text": "describe"}, part]}]}}
     body = json.dumps({"batch": {"inputConfig": {"requests": {"requests": [request]}}}}).encode()

@@ -77,6 +77,8 @@ class StandInFile:
     created: float
     uri: str
     active_at: float
+    # The bytes, kept only for small files: what the stand-in reads back (a batch's input file).
+    data: bytes | None = None
 
     @property
     def state(self) -> str:
@@ -112,6 +114,19 @@ class _Upload:
     declared_size: int | None
     received: int = 0
     hasher: Any = field(default_factory=hashlib.sha256)
+    kept: bytearray | None = field(default_factory=bytearray)  # None once past KEPT_BYTES
+
+    def take(self, data: bytes) -> None:
+        self.hasher.update(data)
+        self.received += len(data)
+        if self.kept is not None:
+            self.kept += data
+            if len(self.kept) > KEPT_BYTES:
+                self.kept = None
+
+
+# Files up to this size keep their bytes in the stand-in (tests' inputs); larger ones only their digest.
+KEPT_BYTES = 8 * 1024 * 1024
 
 
 class FileStore:
@@ -133,6 +148,13 @@ class FileStore:
         if found is None or found.owner != api_key:
             raise _no_access(file_id)
         return found
+
+    def content(self, api_key: str | None, name_or_uri: str) -> bytes | None:
+        """The bytes of a small file ``api_key`` may use, for what reads a file upstream (a batch's input)."""
+        try:
+            return self.owned(name_or_uri, api_key).data
+        except GoogleError:
+            return None
 
     def check_references(self, body: Any, api_key: str | None, *, need_active: bool = True) -> list[StandInFile]:
         """Every file a request body refers to (``fileData.fileUri`` at any depth), checked as Google does."""
@@ -206,8 +228,7 @@ class FileStore:
                 raise GoogleError(
                     400, f"Invalid X-Goog-Upload-Offset {offset[:20]!r}: {upload.received} bytes were received."
                 )
-            upload.hasher.update(data)
-            upload.received += len(data)
+            upload.take(data)
         elif data:
             raise GoogleError(400, "A finalize without upload carries no bytes.")
         if "finalize" not in commands:
@@ -240,9 +261,9 @@ class FileStore:
             display_name=str(metadata.get("displayName") or metadata.get("display_name") or ""),
             mime_type=parts[1].get_content_type(),
             declared_size=None,
-            received=len(media),
         )
-        created = self._create(request, version, upload, hashlib.sha256(media).hexdigest())
+        upload.take(media)
+        created = self._create(request, version, upload, upload.hasher.hexdigest())
         return web.Response(body=_dump_pretty({"file": created.resource()}), content_type="application/json")
 
     def _create(self, request: web.Request, version: str, upload: _Upload, sha256_hex: str) -> StandInFile:
@@ -258,6 +279,7 @@ class FileStore:
             created=now,
             uri=f"{_origin(request)}/{version}/files/{file_id}",
             active_at=now + self.processing_seconds,
+            data=bytes(upload.kept) if upload.kept is not None else None,
         )
         self.files[file_id] = created
         return created

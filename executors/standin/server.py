@@ -87,7 +87,7 @@ class GeminiStandIn:
         self.quota = FreeTierQuota(quotas or {}, quota_window)
         self.record = record
         self.disclose = disclose
-        self.batches = BatchService(delays=batch_delays, disclose=disclose)
+        self.batches = BatchService(delays=batch_delays, disclose=disclose, input_file=self.files.content)
         self.requests: list[RecordedRequest] = []
         self.request_count = 0
         self.stream_held = asyncio.Event()
