@@ -39,7 +39,7 @@ print(stored.id)
 def install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     deployment = Deployment(
         Path(tmp_path_factory.mktemp("replication")),
-        {"DJANGO_SETTINGS_MODULE": "tests.e2e.file_replication_settings"},
+        {},
     )
     yield deployment
     deployment.stop()

@@ -30,7 +30,6 @@ def shared_install(tmp_path_factory: pytest.TempPathFactory, postgres_database_u
             "REDIS_URL": TEST_REDIS_URL,
             "GEMPROXY_REDIS_PREFIX": prefix,
             "DATABASE_URL": postgres_database_url,
-            "DJANGO_SETTINGS_MODULE": "tests.e2e.file_replication_settings",
         },
     )
     yield install
