@@ -1,6 +1,9 @@
 """Health checks for load balancers, Kubernetes probes and scripts.
 
-``/healthz``: the gateway is up, with its executors, slots and cooldowns.
+``/healthz``: the gateway process is alive (always 200 while it answers), with
+its executors, slots and cooldowns for a person or a script to read. A
+liveness probe must not fail because executors are away: restarting the
+gateway would not bring them back, and it would drop every open stream.
 ``/readyz``: it can serve right now: the database answers, Redis answers (when
 configured), and at least one executor is live. Each check has its own short
 timeout, so the answer comes within ``GEMPROXY_READYZ_TIMEOUT`` whatever hangs.
@@ -40,8 +43,6 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     now = time.time()
     slots = sum(row["max_concurrency"] for row in executors)
     busy = sum(row["in_flight"] for row in executors)
-    # 503 tells a load balancer that calls would wait for an executor right now.
-    # Cooldowns do not: another gateway would find the same accounts cooling down.
     return JsonResponse(
         {
             "status": "ok" if executors else "no_executors",
@@ -49,8 +50,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
             "slots": slots,
             "busy": busy,
             "cooldowns": [_cooldown_row(cooldown, now) for cooldown in cooldowns],
-        },
-        status=200 if executors else 503,
+        }
     )
 
 

@@ -57,3 +57,10 @@ def test_the_executor_accounts_page_shows_what_each_account_cools_down_for(clien
     assert "Cooling down after a 429" in page
     assert re.search(r"gemini-2\.5-pro: 3[56] s left \(until \d\d:\d\d:\d\d UTC\)", page)
     assert page.count(" s left (until ") == 1  # bob's account is not cooling down
+
+
+def test_healthz_is_a_liveness_check_answering_200_without_executors(client) -> None:
+    # Restarting a gateway because its executors are away would only drop its open streams.
+    answer = client.get("/healthz")
+    assert answer.status_code == 200
+    assert answer.json()["executors"] == 0
