@@ -32,6 +32,11 @@ caller is accepted, as AI Studio's environment does for the browser executor.
 `key-a` Google's free-tier quota of 2 generate calls per model per window,
 refused beyond it with Google's exact 429 (`executors/standin/quota.py`).
 
+`standin.caches` holds every account's cachedContents (create/get/list/patch/delete per
+API key, Google's minimum size, expiry, 403 for another key's cache); generateContent
+naming one counts its tokens as `cachedContentTokenCount` (`executors/standin/caches.py`,
+which documents the deterministic token count).
+
 Standalone (the demo, the benchmarks): `python -m executors.standin --port 8601`
 prints its URL as its only line of output, and discloses itself in every answer;
 `POST /_fake/release` releases held streams, `GET /_fake/stats` gives counters.

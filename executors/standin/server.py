@@ -17,6 +17,7 @@ from executors.standin.answers import (
     _sse_event,
     embedding_values,
 )
+from executors.standin.caches import CachedContents, with_cached_usage
 from executors.standin.catalog import API_VERSIONS, EMBEDDING_DIMENSIONS, MODELS, _find_model
 from executors.standin.errors import GoogleError, directive_error
 from executors.standin.prompts import Directives, Prompt, _as_list, get_field
@@ -80,6 +81,7 @@ class GeminiStandIn:
     ):
         self.valid_keys = valid_keys
         self.quota = FreeTierQuota(quotas or {}, quota_window)
+        self.caches = CachedContents()
         self.record = record
         self.disclose = disclose
         self.requests: list[RecordedRequest] = []
@@ -110,6 +112,7 @@ class GeminiStandIn:
             app.router.add_get(f"/{version}/models", self._list_models)
             app.router.add_get(f"/{version}/models/{{model}}", self._get_model)
             app.router.add_post(f"/{version}/models/{{model_method}}", self._model_method)
+            self.caches.routes(app, version)
         # handler_cancellation: a caller that hangs up cancels its handler, even one
         # waiting at #hold, which is how stream_aborted learns of it.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
@@ -254,12 +257,14 @@ class GeminiStandIn:
 
     async def _generate(self, request: web.Request, model: dict, payload: dict) -> web.Response:
         self._charge_quota(request, model["baseModelId"])
+        cached = self.caches.cached_tokens(request, model["baseModelId"], payload)
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         await self._apply_directives(prompt, model["baseModelId"])
-        return _ok(Generation(prompt, model["baseModelId"], disclose=self.disclose).whole())
+        return _ok(with_cached_usage(Generation(prompt, model["baseModelId"], disclose=self.disclose).whole(), cached))
 
     async def _stream(self, request: web.Request, model: dict, payload: dict) -> web.StreamResponse:
         self._charge_quota(request, model["baseModelId"])
+        cached = self.caches.cached_tokens(request, model["baseModelId"], payload)
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         directives = await self._apply_directives(prompt, model["baseModelId"])
         # Taken before the first write, so a release() that follows it is never missed.
@@ -278,6 +283,7 @@ class GeminiStandIn:
 
         chunks = Generation(prompt, model["baseModelId"], disclose=self.disclose).chunks()
         for index, chunk in enumerate(chunks):
+            with_cached_usage(chunk, cached)
             await send(_sse_event(chunk) if sse else _array_element(chunk, index))
             if index == 0:
                 if directives.midstream_drop:
