@@ -1,4 +1,4 @@
-"""The cachedContents API through the gateway's ASGI app: Google's shapes, paging, isolation, patch, delete, hostile bodies.
+"""The cachedContents API through the gateway's ASGI app: shapes, paging, isolation, patch, delete, hostile bodies.
 
 The upstream is the real stand-in, reached as two accounts (tests/caches_harness.py).
 """
@@ -89,7 +89,8 @@ async def test_create_keeps_the_request_and_remembers_the_upstream_copy(accounts
 
 
 async def test_the_upstreams_refusal_is_the_members_answer_and_nothing_is_kept(accounts, headers) -> None:
-    answer = await asgi_call("POST", COLLECTION, headers=headers, body=_create_body(contents=[{"parts": [{"text": "x"}]}]))
+    small = _create_body(contents=[{"parts": [{"text": "x"}]}])
+    answer = await asgi_call("POST", COLLECTION, headers=headers, body=small)
 
     assert answer.status == 400
     assert answer.error["status"] == "INVALID_ARGUMENT"
