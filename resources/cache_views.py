@@ -68,7 +68,11 @@ class CachedContentDetail(_CacheView):
             unknown = {name.strip() for name in mask.split(",") if name.strip()} - _UPDATABLE
             if unknown:
                 raise invalid_argument(f"Only ttl or expire_time can be updated, not {', '.join(sorted(unknown))}.")
-        body = request.data
+        # The raw body, whatever its Content-Type says (as Google reads it); detail() checked it is bounded JSON.
+        try:
+            body = json.loads(request._request.body or b"{}")
+        except ValueError:
+            raise invalid_argument("Invalid JSON payload received.") from None
         if not isinstance(body, dict):
             raise invalid_argument("Invalid JSON payload received. The request body must be a JSON object.")
         now = timezone.now()

@@ -432,6 +432,27 @@ async def bind_cache(body: dict, member, prefer: frozenset[int] = frozenset()) -
     return CacheBinding(cache, account_id, await ensure_on_account(cache, account_id), spelling)
 
 
+async def bind_request(body: bytes, member, prefer: frozenset[int] = frozenset()) -> tuple[bytes, CacheBinding | None]:
+    """For the relay: a generateContent, streamGenerateContent or countTokens body bound to its cache's account.
+
+    ``body`` is the checked request body (a JSON object). Answers it unchanged with
+    None when it names no cache (found without parsing: this is the hot path),
+    else the body to send and the binding, whose ``accounts`` the task must keep to.
+    countTokens may name the cache inside ``generateContentRequest``.
+    """
+    if b"cachedContent" not in body and b"cached_content" not in body:
+        return body, None
+    parsed = json.loads(body)
+    inner_field = next((f for f in ("generateContentRequest", "generate_content_request") if f in parsed), None)
+    inner = parsed.get(inner_field) if inner_field else None
+    target = inner if isinstance(inner, dict) else parsed
+    binding = await bind_cache(target, member, prefer)
+    if binding is None:
+        return body, None
+    bound = {**parsed, inner_field: binding.apply(target)} if target is not parsed else binding.apply(parsed)
+    return json.dumps(bound, separators=(",", ":"), ensure_ascii=False).encode(), binding
+
+
 async def rebind_lost(binding: CacheBinding, prefer: frozenset[int] = frozenset()) -> CacheBinding:
     """The upstream lost its copy (``lost_upstream``): forget it, and bind the call again (re-created)."""
     await sync_to_async(

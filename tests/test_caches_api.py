@@ -160,6 +160,16 @@ async def test_patch_with_a_ttl_and_no_update_mask_moves_every_copys_expiry(acco
     assert copy.expire_time == placement.expires_at == _moment(patched["expireTime"])
 
 
+async def test_patch_reads_json_whatever_the_content_type_says(accounts, headers) -> None:
+    shown = await _create(headers)
+    curl_headers = {**headers, "content-type": "application/x-www-form-urlencoded"}
+
+    answer = await asgi_call("PATCH", f"/v1beta/{shown['name']}", headers=curl_headers, body=b'{"ttl": "60s"}')
+
+    assert answer.status == 200, answer.body
+    assert _moment(answer.json()["expireTime"]) - _moment(answer.json()["updateTime"]) == timedelta(seconds=60)
+
+
 async def test_patch_by_expire_time(accounts, headers) -> None:
     shown = await _create(headers)
     wanted = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)

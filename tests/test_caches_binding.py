@@ -202,3 +202,28 @@ async def test_a_copy_about_to_expire_is_not_bound(accounts, member, a) -> None:
         await caches.bind_cache(_asking(cache), member)
 
     assert raised.value.http_status == 404  # the cache itself is about to end: no copy is made for it
+
+
+async def test_bind_request_leaves_a_body_without_a_cache_untouched_unparsed(accounts, member) -> None:
+    body = b'{"contents": [], "not json after all'
+
+    assert await caches.bind_request(body, member) == (body, None)
+
+
+async def test_bind_request_rewrites_the_generate_body(accounts, member, b) -> None:
+    cache = await _new_cache(member, prefer=frozenset({b}))
+
+    body, binding = await caches.bind_request(json.dumps(_asking(cache)).encode(), member)
+
+    assert binding is not None and binding.accounts == frozenset({b})
+    assert json.loads(body) == {**_asking(cache), "cachedContent": binding.upstream_name}
+
+
+async def test_bind_request_finds_the_cache_inside_a_count_tokens_request(accounts, member, b) -> None:
+    cache = await _new_cache(member, prefer=frozenset({b}))
+    request = {"generateContentRequest": {"model": f"models/{MODEL}", **_asking(cache)}}
+
+    body, binding = await caches.bind_request(json.dumps(request).encode(), member)
+
+    assert binding is not None
+    assert json.loads(body)["generateContentRequest"]["cachedContent"] == binding.upstream_name
