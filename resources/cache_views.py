@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -127,6 +129,15 @@ async def detail(request: HttpRequest, version: str, cache_id: str) -> HttpRespo
     return await _drf(_detail_view, request, version=version, cache_id=cache_id)
 
 
+def _origins(request: HttpRequest) -> set[str]:
+    """The origins a full file uri of this gateway may carry: its public one, and the one this call came to."""
+    origins = {f"{request.scheme}://{request.get_host()}"}
+    if settings.PUBLIC_BASE_URL:
+        parts = urlsplit(settings.PUBLIC_BASE_URL)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
 @gemini_api("POST")
 async def create_cached_content(request: HttpRequest, version: str) -> HttpResponse:
     started = time.monotonic()
@@ -148,7 +159,7 @@ async def create_cached_content(request: HttpRequest, version: str) -> HttpRespo
             admission = await admit(key, model=event.model, client_ip=event.client_ip, request_body=body)
         except Rejection as rejection:
             raise ApiError.from_rejection(rejection) from None
-        cache, event.executor_account = await caches.create(key.user_id, key.pk, wanted)
+        cache, event.executor_account = await caches.create(key.user_id, key.pk, wanted, _origins(request))
         event.status_code = 200
         answer = json.dumps(caches.shape(cache), indent=2)
         event.response_bytes = len(answer)

@@ -15,12 +15,12 @@ cache and no longer.
 from __future__ import annotations
 
 import asyncio
-import inspect
+import copy
 import json
 import re
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,10 +35,12 @@ from executors.dispatcher import CoolingDown, DispatchError
 from executors.registry import get_registry
 from gateway.errors import ApiError, invalid_argument, not_found, quota_exhausted
 from gateway.resources import MODEL_ID, quoted
-from resources import upstream
+from resources import placements, upstream
 from resources.google_api import timestamp
-from resources.models import CachedContent, Kind, Placement, StoredFile
+from resources.models import CachedContent, Kind, Placement
 
+# Kind's members read as tuples to mypy; the placement functions want the Kind itself.
+CACHE = Kind("cachedContent")
 DEFAULT_TTL = timedelta(hours=1)
 # gemproxy's own upstream calls about caches; v1beta serves cachedContents on every account.
 UPSTREAM_VERSION = "v1beta"
@@ -239,37 +241,57 @@ def lost_upstream(status: int, body: bytes) -> bool:
     return "cachedcontent" in message or "cached content" in message
 
 
-def _owned_files(owner_id: int, ids: list[str]) -> list[StoredFile]:
-    return list(StoredFile.objects.filter(owner_id=owner_id, id__in=ids))
+def _refers_to_files(body: dict) -> bool:
+    return any(text in ("fileUri", "file_uri") for text in _strings(body))
+
+
+async def file_names_in(body: dict, owner_id: int, origins: Collection[str]) -> list[str]:
+    """Rewrite ``body``'s references to the proxy's files as ``files/{id}`` (in place); their ids.
+
+    A stored create request names files as gemproxy does, so that re-creating it
+    later needs no origin. Google's refusal for a file the member may not use.
+    The references and the files are the files' work (resources.references),
+    imported here so that caches without files need neither.
+    """
+    if not _refers_to_files(body):
+        return []
+    try:
+        from resources import references  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        raise invalid_argument("Cached contents that refer to files are not served by this gateway yet.") from None
+    found = references.file_references(body, origins)
+    for reference in found:
+        reference.holder[reference.key] = f"files/{reference.resource_id}"
+    ids = [reference.resource_id for reference in found]
+    if ids:
+        await references.owned_files(ids, owner_id)
+    return ids
 
 
 async def _files_on(cache: CachedContent, account_id: int, body: dict) -> dict:
-    """``body`` with its file references rewritten to that account's copies, replicated there first.
-
-    The replication and the references are the files' work (resources.replication,
-    resources.references), imported here so that caches without files need neither.
-    """
-    if not any(text in ("fileData", "file_data", "fileUri", "file_uri") for text in _strings(body)):
+    """``body`` (a copy) with its files rewritten to that account's copies, replicated there first."""
+    if not _refers_to_files(body):
         return body
-    try:
-        from resources import references, replication  # type: ignore[attr-defined]
-    except ImportError:
-        raise invalid_argument("Cached contents that refer to files are not served by this gateway yet.") from None
-    wanted = list(references.find(body))
-    files: list[StoredFile] = await sync_to_async(_owned_files)(cache.owner_id, wanted)
-    if len({stored.id for stored in files}) < len(set(wanted)):
-        raise ApiError(403, "PERMISSION_DENIED", "You do not have permission to access a File of this request.")
-    placements = replication.ensure_files_on(account_id, files)
-    if inspect.isawaitable(placements):
-        placements = await placements
-    return references.rewrite(body, placements)
+    from resources import references, replication  # type: ignore[attr-defined,unused-ignore]
+
+    found = references.file_references(body, ())
+    owned = await references.owned_files([reference.resource_id for reference in found], cache.owner_id)
+    held = await replication.ensure_files_on(account_id, list(owned.values()))
+    for reference in found:
+        placement = held[reference.resource_id]
+        reference.holder[reference.key] = placement.upstream_uri or placement.upstream_name
+    return body
 
 
 async def _create_upstream(
     cache: CachedContent, account_id: int | None, prefer: frozenset[int]
 ) -> tuple[Placement, str]:
     """Create ``cache`` on an account (``account_id``, or the dispatcher's choice); the copy and its account's label."""
-    body: dict[str, Any] = {**cache.create_request, "model": cache.model, "expireTime": timestamp(cache.expires_at)}
+    body: dict[str, Any] = {
+        **copy.deepcopy(cache.create_request),  # its file references are rewritten per account
+        "model": cache.model,
+        "expireTime": timestamp(cache.expires_at),
+    }
     if cache.display_name:
         body["displayName"] = cache.display_name
     if account_id is not None:
@@ -315,13 +337,19 @@ def _remember(cache: CachedContent, account_id: int, upstream_name: str, expires
 
 
 async def create(
-    owner_id: int, key_id: int | None, request: CreateRequest, prefer: frozenset[int] = frozenset()
+    owner_id: int,
+    key_id: int | None,
+    request: CreateRequest,
+    origins: Collection[str] = (),
+    prefer: frozenset[int] = frozenset(),
 ) -> tuple[CachedContent, str]:
     """Keep the member's cache and create it on one account; the cache and that account's label.
 
-    The upstream's refusal (too small, unknown model...) is raised as the member's answer, and nothing is kept.
+    ``origins``: those a full file uri of this gateway may carry. The upstream's
+    refusal (too small, unknown model...) is raised as the member's answer, and nothing is kept.
     """
     now = request.received_at
+    file_ids = await file_names_in(request.stored, owner_id, origins)
     cache = CachedContent(
         owner_id=owner_id,
         key_id=key_id,
@@ -333,9 +361,12 @@ async def create(
         expires_at=request.expires_at,
     )
     account_id: int | None = None
-    if any(text in ("fileData", "file_data") for text in _strings(request.stored)):
-        # Files are copied to an account before the cache is made there: it must be chosen first.
-        account_id = _pick(await reachable_accounts(), prefer)
+    if file_ids:
+        # Files are copied to an account before the cache is made there, so it is chosen first:
+        # one that holds them all already, if one is connected.
+        reachable = await reachable_accounts()
+        holding = await placements.aholding_all(Kind("file"), file_ids)
+        account_id = _pick(reachable & holding, prefer) or _pick(reachable, prefer)
         if account_id is None:
             raise ApiError(503, "UNAVAILABLE", "No executor is connected to create the cached content on.")
     _, account_label = await _create_upstream(cache, account_id, prefer)
@@ -350,13 +381,17 @@ _creating: weakref.WeakValueDictionary[tuple[str, int], asyncio.Lock] = weakref.
 
 async def ensure_on_account(cache: CachedContent, account_id: int) -> str:
     """The upstream name of a live copy of ``cache`` on that account, created there now if it has none."""
+    return (await _ensure_placement(cache, account_id)).upstream_name
+
+
+async def _ensure_placement(cache: CachedContent, account_id: int) -> Placement:
     lock = _creating.get((cache.id, account_id))
     if lock is None:
         lock = _creating[(cache.id, account_id)] = asyncio.Lock()
     async with lock:
         for placement in await _acopies(cache.id, BIND_MARGIN):
             if placement.account_id == account_id:
-                return placement.upstream_name
+                return placement
         if cache.expires_at <= timezone.now() + BIND_MARGIN:
             raise absent(cache.name)
         started = time.monotonic()
@@ -373,7 +408,7 @@ async def ensure_on_account(cache: CachedContent, account_id: int) -> str:
                 latency_ms=int((time.monotonic() - started) * 1000),
             )
         )
-        return placement.upstream_name
+        return placement
 
 
 def absent(name: str) -> ApiError:
@@ -381,86 +416,124 @@ def absent(name: str) -> ApiError:
     return not_found(f"CachedContent not found (or permission denied): {name}.")
 
 
+# The cache as one kind of reference in resources.binding (the relay's binding of a call to what it names):
+# CACHES = ReferenceKind(kind=Kind.CACHED_CONTENT, markers=CACHE_MARKERS, find=cache_references,
+#                        load=owned_caches, ensure=ensure_caches_on, upstream_value=lambda p: p.upstream_name)
+
+CACHE_MARKERS = (b"cachedContent", b"cached_content")
+_INNER_REQUEST = ("generateContentRequest", "generate_content_request")
+
+
+@dataclass(frozen=True)
+class CacheReference:
+    """Where a body names a cache: ``holder[key]`` (the shape of resources.references.Reference)."""
+
+    resource_id: str
+    holder: dict
+    key: str
+
+
+def cache_references(body: Any, origins: Collection[str] = ()) -> list[CacheReference]:
+    """Where a generateContent, streamGenerateContent or countTokens body names a cache.
+
+    At its top or inside countTokens' ``generateContentRequest``; a name that
+    cannot be a cache's is refused. ``origins`` is unused: a cache has no uri.
+    """
+    if not isinstance(body, dict):
+        return []
+    holders = [body, *(inner for name in _INNER_REQUEST if isinstance(inner := body.get(name), dict))]
+    found = []
+    for holder in holders:
+        for key in ("cachedContent", "cached_content"):
+            if holder.get(key) is not None:
+                cache_id = cache_id_from(holder[key])
+                if cache_id is None:
+                    raise invalid_argument(
+                        f"Invalid cached content name {quoted(str(holder[key]))}; expected cachedContents/{{id}}."
+                    )
+                found.append(CacheReference(cache_id, holder, key))
+    return found
+
+
+def _owned_live(member_id: int, ids: list[str]) -> dict[str, CachedContent]:
+    rows = CachedContent.objects.filter(owner_id=member_id, id__in=ids, expires_at__gt=timezone.now())
+    return {cache.id: cache for cache in rows}
+
+
+async def owned_caches(ids: Collection[str], member_id: int) -> dict[str, CachedContent]:
+    """The member's live caches by id; one that is not theirs, or not live, is not found."""
+    found = await sync_to_async(_owned_live)(member_id, sorted(set(ids)))
+    for cache_id in ids:
+        if cache_id not in found:
+            raise absent(f"cachedContents/{cache_id}")
+    return found
+
+
+async def ensure_caches_on(account_id: int, held: Sequence[CachedContent]) -> dict[str, Placement]:
+    """Cache id -> its live placement on ``account_id``, created there now where it has none."""
+    return {cache.id: await _ensure_placement(cache, account_id) for cache in held}
+
+
 @dataclass(frozen=True)
 class CacheBinding:
-    """A call's ``cachedContent`` bound to one account's copy: send ``apply(body)`` there, and only there."""
+    """A call's cache bound to one account's copy: send ``apply(body)`` there, and only there (``accounts``)."""
 
     cache: CachedContent
     account_id: int
     upstream_name: str
-    field: str  # the spelling the member used: "cachedContent" or "cached_content"
 
     @property
     def accounts(self) -> frozenset[int]:
         return frozenset({self.account_id})
 
     def apply(self, body: dict) -> dict:
-        return {**body, self.field: self.upstream_name}
-
-
-@sync_to_async
-def _owned_cache(member_id: int, cache_id: str) -> CachedContent | None:
-    return CachedContent.objects.filter(owner_id=member_id, id=cache_id, expires_at__gt=timezone.now()).first()
+        """A copy of ``body`` naming the upstream's copy wherever it named the cache."""
+        bound = copy.deepcopy(body)
+        for reference in cache_references(bound):
+            reference.holder[reference.key] = self.upstream_name
+        return bound
 
 
 async def bind_cache(body: dict, member, prefer: frozenset[int] = frozenset()) -> CacheBinding | None:
-    """Bind a generateContent's ``cachedContent`` to an account; None when the body names no cache.
+    """Bind a call naming a cache to an account; None when the body names no cache.
 
-    ``member`` is the caller's user (or its id): only their own caches can be named.
-
-    A reachable account that holds a live copy is taken (among ``prefer`` first);
-    with none, the cache is created again on a reachable account.
+    ``member`` is the caller's user (or its id): only their own live caches can
+    be named. A reachable account that holds a live copy is taken (among
+    ``prefer`` first); with none, the cache is created again on a reachable account.
     """
-    spelling = "cachedContent" if "cachedContent" in body else "cached_content"
-    name = body.get(spelling)
-    if name is None:
+    found = cache_references(body)
+    if not found:
         return None
-    cache_id = cache_id_from(name)
-    if cache_id is None:
-        raise invalid_argument(f"Invalid cached content name {quoted(str(name))}; expected cachedContents/{{id}}.")
-    cache = await _owned_cache(getattr(member, "pk", member), cache_id)
-    if cache is None:
-        raise absent(f"cachedContents/{cache_id}")
+    (cache,) = (await owned_caches([found[0].resource_id], getattr(member, "pk", member))).values()
     reachable = await reachable_accounts()
-    held = {p.account_id: p.upstream_name for p in await _acopies(cache.id, BIND_MARGIN) if p.account_id in reachable}
+    held = {p.account_id: p for p in await _acopies(cache.id, BIND_MARGIN) if p.account_id in reachable}
     account_id = _pick(frozenset(held), prefer)
     if account_id is not None:
-        return CacheBinding(cache, account_id, held[account_id], spelling)
+        return CacheBinding(cache, account_id, held[account_id].upstream_name)
     account_id = _pick(reachable, prefer)
     if account_id is None:
         raise ApiError(503, "UNAVAILABLE", f"No executor is connected to serve {cache.name}.", outcome="unavailable")
-    return CacheBinding(cache, account_id, await ensure_on_account(cache, account_id), spelling)
+    return CacheBinding(cache, account_id, (await _ensure_placement(cache, account_id)).upstream_name)
 
 
 async def bind_request(body: bytes, member, prefer: frozenset[int] = frozenset()) -> tuple[bytes, CacheBinding | None]:
-    """For the relay: a generateContent, streamGenerateContent or countTokens body bound to its cache's account.
+    """For a relay: the checked request body bound to its cache's account, or unchanged with None.
 
-    ``body`` is the checked request body (a JSON object). Answers it unchanged with
-    None when it names no cache (found without parsing: this is the hot path),
-    else the body to send and the binding, whose ``accounts`` the task must keep to.
-    countTokens may name the cache inside ``generateContentRequest``.
+    A body that names no cache is found so without being parsed: this is the hot path.
     """
-    if b"cachedContent" not in body and b"cached_content" not in body:
+    if not any(marker in body for marker in CACHE_MARKERS):
         return body, None
     parsed = json.loads(body)
-    inner_field = next((f for f in ("generateContentRequest", "generate_content_request") if f in parsed), None)
-    inner = parsed.get(inner_field) if inner_field else None
-    target = inner if isinstance(inner, dict) else parsed
-    binding = await bind_cache(target, member, prefer)
+    binding = await bind_cache(parsed, member, prefer)
     if binding is None:
         return body, None
-    bound = {**parsed, inner_field: binding.apply(target)} if target is not parsed else binding.apply(parsed)
-    return json.dumps(bound, separators=(",", ":"), ensure_ascii=False).encode(), binding
+    return json.dumps(binding.apply(parsed), separators=(",", ":")).encode(), binding
 
 
 async def rebind_lost(binding: CacheBinding, prefer: frozenset[int] = frozenset()) -> CacheBinding:
     """The upstream lost its copy (``lost_upstream``): forget it, and bind the call again (re-created)."""
-    await sync_to_async(
-        Placement.objects.filter(
-            kind=Kind.CACHED_CONTENT, resource_id=binding.cache.id, account_id=binding.account_id
-        ).delete
-    )()
-    rebound = await bind_cache({binding.field: binding.cache.name}, binding.cache.owner_id, prefer)
+    await placements.aforget(CACHE, binding.cache.id, binding.account_id)
+    rebound = await bind_cache({"cachedContent": binding.cache.name}, binding.cache.owner_id, prefer)
     assert rebound is not None  # the body names the cache
     return rebound
 

@@ -43,7 +43,7 @@ def b(accounts: StandInAccounts) -> int:
 async def _new_cache(member, prefer: frozenset[int] = frozenset(), ttl: str = "600s") -> CachedContent:
     body = {"model": f"models/{MODEL}", "contents": [{"parts": [{"text": BIG_TEXT}]}], "ttl": ttl}
     wanted = caches.read_create_request(body, datetime.now(UTC))
-    cache, _ = await caches.create(member.pk, None, wanted, prefer)
+    cache, _ = await caches.create(member.pk, None, wanted, prefer=prefer)
     return cache
 
 
@@ -227,3 +227,42 @@ async def test_bind_request_finds_the_cache_inside_a_count_tokens_request(accoun
 
     assert binding is not None
     assert json.loads(body)["generateContentRequest"]["cachedContent"] == binding.upstream_name
+
+
+# The pieces resources.binding takes for a kind of reference (find, load, ensure), used as it uses them.
+
+
+async def test_as_a_reference_kind_a_cache_is_found_loaded_and_ensured_on_the_chosen_account(
+    accounts, member, a, b
+) -> None:
+    cache = await _new_cache(member, prefer=frozenset({a}))
+    body = _asking(cache)
+
+    (reference,) = caches.cache_references(body)
+    loaded = await caches.owned_caches([reference.resource_id], member.pk)
+    held = await caches.ensure_caches_on(b, list(loaded.values()))
+    reference.holder[reference.key] = held[reference.resource_id].upstream_name
+    answer = await accounts.call("POST", GENERATE, body=json.dumps(body).encode(), accounts=frozenset({b}))
+
+    assert answer.status == 200, answer.body
+    assert answer.json()["usageMetadata"]["cachedContentTokenCount"] == 1100
+
+
+async def test_as_a_reference_kind_another_members_cache_does_not_load(accounts, member, other_member) -> None:
+    cache = await _new_cache(member)
+
+    with pytest.raises(ApiError) as raised:
+        await caches.owned_caches([cache.id], other_member.pk)
+
+    assert raised.value.http_status == 404
+
+
+async def test_the_upstreams_answer_for_a_lost_copy_names_it(accounts, member, a) -> None:
+    # resources.binding recognises a lost copy by its upstream id in the error text.
+    cache = await _new_cache(member, prefer=frozenset({a}))
+    binding = await _bound(_asking(cache), member)
+    accounts.standin.caches.lose(binding.upstream_name)
+
+    lost = await _generate(accounts, binding, _asking(cache))
+
+    assert binding.upstream_name.rpartition("/")[2] in lost.body.decode()
