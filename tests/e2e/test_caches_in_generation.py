@@ -56,6 +56,28 @@ def test_generation_follows_the_cache_and_recreates_it_when_its_account_leaves(
     assert client.caches.get(name=cache.name).name == cache.name
 
 
+def test_a_copy_the_upstream_lost_is_made_again_transparently(
+    deployment: Deployment, proxy_key: str, upstream: ThreadedUpstream
+) -> None:
+    gateway = deployment.start_gateway("gateway-caches-lost")
+    deployment.start_agent(gateway, deployment.executor_token("cache-d@example.com"), upstream.url, "agent-d")
+    gateway.wait_for_executors(1)
+    client = sdk_client(gateway, proxy_key)
+    cache = client.caches.create(model=MODEL, config={"contents": [BIG_TEXT]})
+    (lost,) = _copies_of(upstream, "agent-d")
+    upstream.call(_lose(upstream, lost.name))
+
+    answer = client.models.generate_content(model=MODEL, contents="still there?", config={"cached_content": cache.name})
+
+    assert answer.usage_metadata.cached_content_token_count == 1100
+    (made_again,) = _copies_of(upstream, "agent-d")
+    assert made_again.name != lost.name
+
+
+async def _lose(upstream: ThreadedUpstream, name: str) -> None:
+    upstream.fake.caches.lose(name)  # on the stand-in's own loop, as Google forgets it
+
+
 def test_a_cache_of_another_member_cannot_be_named(deployment: Deployment, proxy_key: str, upstream) -> None:
     gateway = deployment.start_gateway("gateway-caches-isolation")
     deployment.start_agent(gateway, deployment.executor_token("cache-c@example.com"), upstream.url, "agent-c")
