@@ -28,7 +28,7 @@ from gateway.auth import authenticate
 from gateway.errors import ApiError, invalid_argument
 from gateway.payload import checked_body
 from gateway.views import gemini_api
-from resources import caches
+from resources import cache_requests, caches
 from resources.google_api import GoogleResourceView, Paging, listed
 from resources.models import CachedContent
 
@@ -39,7 +39,7 @@ _UPDATABLE = {"ttl", "expireTime", "expire_time"}
 
 class CachedContentSerializer(serializers.BaseSerializer):
     def to_representation(self, instance: CachedContent) -> dict:
-        return caches.shape(instance)
+        return cache_requests.shape(instance)
 
 
 class _CacheView(GoogleResourceView):
@@ -47,7 +47,11 @@ class _CacheView(GoogleResourceView):
         return self.owned(CachedContent.objects.filter(expires_at__gt=timezone.now()))
 
     def cache(self, cache_id: str) -> CachedContent:
-        cache = self.live().filter(id=cache_id).first() if caches.cache_id_from(f"cachedContents/{cache_id}") else None
+        cache = (
+            self.live().filter(id=cache_id).first()
+            if cache_requests.cache_id_from(f"cachedContents/{cache_id}")
+            else None
+        )
         if cache is None:
             raise caches.absent(f"cachedContents/{cache_id}")
         return cache
@@ -78,7 +82,7 @@ class CachedContentDetail(_CacheView):
         if not isinstance(body, dict):
             raise invalid_argument("Invalid JSON payload received. The request body must be a JSON object.")
         now = timezone.now()
-        cache.expires_at = caches.expiry_from(body, now, default=None)
+        cache.expires_at = cache_requests.expiry_from(body, now, default=None)
         cache.updated_at = now
         cache.save(update_fields=["expires_at", "updated_at"])
         response = Response(CachedContentSerializer(cache).data)
@@ -153,7 +157,7 @@ async def create_cached_content(request: HttpRequest, version: str) -> HttpRespo
     try:
         body = checked_body(request)
         event.request_bytes = len(body)
-        wanted = caches.read_create_request(json.loads(body), timezone.now())
+        wanted = cache_requests.read_create_request(json.loads(body), timezone.now())
         event.model = wanted.model.removeprefix("models/")
         try:
             admission = await admit(key, model=event.model, client_ip=event.client_ip, request_body=body)
@@ -161,7 +165,7 @@ async def create_cached_content(request: HttpRequest, version: str) -> HttpRespo
             raise ApiError.from_rejection(rejection) from None
         cache, event.executor_account = await caches.create(key.user_id, key.pk, wanted, _origins(request))
         event.status_code = 200
-        answer = json.dumps(caches.shape(cache), indent=2)
+        answer = json.dumps(cache_requests.shape(cache), indent=2)
         event.response_bytes = len(answer)
         return HttpResponse(answer, content_type="application/json; charset=UTF-8")
     except ApiError as error:

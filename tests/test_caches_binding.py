@@ -16,7 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from gateway.errors import ApiError
-from resources import caches
+from resources import cache_requests, caches
 from resources.models import CachedContent, Kind, Placement
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def b(accounts: StandInAccounts) -> int:
 
 async def _new_cache(member, prefer: frozenset[int] = frozenset(), ttl: str = "600s") -> CachedContent:
     body = {"model": f"models/{MODEL}", "contents": [{"parts": [{"text": BIG_TEXT}]}], "ttl": ttl}
-    wanted = caches.read_create_request(body, datetime.now(UTC))
+    wanted = cache_requests.read_create_request(body, datetime.now(UTC))
     cache, _ = await caches.create(member.pk, None, wanted, prefer=prefer)
     return cache
 
