@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import time
 import weakref
 from collections.abc import Collection, Sequence
@@ -43,6 +44,7 @@ from resources.models import CachedContent, Kind, Placement
 CACHE = Kind("cachedContent")
 # gemproxy's own upstream calls about caches; v1beta serves cachedContents on every account.
 UPSTREAM_VERSION = "v1beta"
+_UPSTREAM_NAME = re.compile(r"cachedContents/[A-Za-z0-9_-]{1,200}")
 # A copy this close to its end is not bound to a call: it could vanish during it.
 BIND_MARGIN = timedelta(seconds=5)
 
@@ -88,6 +90,8 @@ def _dispatch_error(error: DispatchError) -> ApiError:
 
 def upstream_error(answer: upstream.UpstreamAnswer) -> ApiError:
     """The upstream's refusal, in its own words, as the member would have had it from Google."""
+    if answer.status < 400:  # not an answer Google gives to a create; no client should follow it
+        return ApiError(502, "UNAVAILABLE", f"The upstream answered {answer.status}.", outcome="upstream_error")
     try:
         error = answer.json()["error"]
         return ApiError(
@@ -180,16 +184,23 @@ async def _create_upstream(
         raise _dispatch_error(error) from None
     if not answer.ok:
         raise upstream_error(answer)
-    created = answer.json()
+    # An executor's answer is read as hostile: only a well-formed name and count are kept.
+    try:
+        created = answer.json()
+    except ValueError:
+        created = None
     name = created.get("name") if isinstance(created, dict) else None
-    if not isinstance(name, str) or not name.startswith("cachedContents/"):
-        raise ApiError(502, "UNAVAILABLE", "The upstream answered a cached content without a name.")
+    if not isinstance(name, str) or not _UPSTREAM_NAME.fullmatch(name):
+        raise ApiError(502, "UNAVAILABLE", "The upstream answered a cached content without a valid name.")
+    assert isinstance(created, dict)
     try:
         expires_at = moment(created.get("expireTime"))
     except ApiError:
         expires_at = cache.expires_at
-    if isinstance(created.get("usageMetadata"), dict):
-        cache.usage_metadata = created["usageMetadata"]
+    usage_metadata = created.get("usageMetadata")
+    total = usage_metadata.get("totalTokenCount") if isinstance(usage_metadata, dict) else None
+    if type(total) is int or (isinstance(total, str) and total.isdigit() and len(total) < 19):
+        cache.usage_metadata = {"totalTokenCount": int(total)}
     return await _remember(cache, answer.account_id, name, expires_at), answer.account_label
 
 
