@@ -184,6 +184,21 @@ async def test_streamed_generation_with_a_cache_counts_it_on_every_chunk(account
     assert all(chunk.usage_metadata.cached_content_token_count == 1100 for chunk in chunks)
 
 
+async def test_count_tokens_of_a_request_naming_a_cache_counts_it(account_a, fake, http) -> None:
+    cache = await _create(account_a)
+    inner = {"model": f"models/{MODEL}", "contents": [{"parts": [{"text": "abcd"}]}], "cachedContent": cache.name}
+
+    async with http.post(
+        f"{fake.url}/v1beta/models/{MODEL}:countTokens",
+        json={"generateContentRequest": inner},
+        headers={"x-goog-api-key": "key-of-account-a"},
+    ) as answer:
+        counted = await answer.json()
+
+    assert answer.status == 200, counted
+    assert (counted["totalTokens"], counted["cachedContentTokenCount"]) == (1100 + 1, 1100)
+
+
 async def test_generation_with_another_accounts_cache_is_permission_denied(account_a, account_b) -> None:
     cache = await _create(account_a)
 

@@ -10,7 +10,9 @@
 - Another key's cache answers 403 PERMISSION_DENIED; an unknown one, or one past
   its expiry (it vanishes then, as on Google), 404 NOT_FOUND.
 - ``generateContent`` with ``cachedContent``: the cache's tokens count in
-  ``usageMetadata`` as ``cachedContentTokenCount`` (and inside ``promptTokenCount``).
+  ``usageMetadata`` as ``cachedContentTokenCount`` (and inside ``promptTokenCount``);
+  ``countTokens`` with one in its ``generateContentRequest`` counts them in
+  ``totalTokens`` and as ``cachedContentTokenCount``.
   The request may not set ``systemInstruction``, ``tools`` or ``toolConfig`` then,
   and its model must be the cache's, as Google insists.
 
@@ -288,3 +290,12 @@ def with_cached_usage(response: dict[str, Any], cached: int) -> dict[str, Any]:
         usage["cachedContentTokenCount"] = cached
         usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
     return response
+
+
+def with_cached_count(counted: dict[str, Any], cached: int) -> dict[str, Any]:
+    """A countTokens answer with the cache's tokens in it: counted in ``totalTokens`` and named apart."""
+    if cached:
+        counted["totalTokens"] += cached
+        counted["cachedContentTokenCount"] = cached
+        counted["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    return counted

@@ -17,7 +17,7 @@ from executors.standin.answers import (
     _sse_event,
     embedding_values,
 )
-from executors.standin.caches import CachedContents, with_cached_usage
+from executors.standin.caches import CachedContents, with_cached_count, with_cached_usage
 from executors.standin.catalog import API_VERSIONS, EMBEDDING_DIMENSIONS, MODELS, _find_model
 from executors.standin.errors import GoogleError, directive_error
 from executors.standin.prompts import Directives, Prompt, _as_list, get_field
@@ -305,9 +305,11 @@ class GeminiStandIn:
     async def _count_tokens(self, request: web.Request, model: dict, payload: dict) -> web.Response:
         inner = get_field(payload, "generateContentRequest")
         source = inner if isinstance(inner, dict) else payload
+        cached = self.caches.cached_tokens(request, model["baseModelId"], inner) if isinstance(inner, dict) else 0
         prompt = Prompt.read(get_field(source, "contents"), get_field(source, "systemInstruction"))
         await self._apply_directives(prompt, model["baseModelId"])
-        return _ok({"totalTokens": prompt.token_count(), "promptTokensDetails": prompt.token_details()})
+        counted = {"totalTokens": prompt.token_count(), "promptTokensDetails": prompt.token_details()}
+        return _ok(with_cached_count(counted, cached))
 
     async def _embed(self, request: web.Request, model: dict, payload: dict) -> web.Response:
         return _ok({"embedding": await self._embedding(model, payload)})
