@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from accounts import usage
 from accounts.limits import Rejection, admit
 from accounts.usage import UsageEvent
+from gateway.answer_headers import mark_api_answer
 from gateway.auth import authenticate
 from gateway.errors import ApiError, invalid_argument
 from gateway.payload import checked_body
@@ -129,7 +130,7 @@ async def detail(request: HttpRequest, version: str, cache_id: str) -> HttpRespo
         try:
             checked_body(request)  # size and nesting bounded before DRF's parser sees the body
         except ApiError as error:
-            return error.response()
+            return mark_api_answer(error.response())
     return await _drf(_detail_view, request, version=version, cache_id=cache_id)
 
 

@@ -91,7 +91,7 @@ def _dispatch_error(error: DispatchError) -> ApiError:
 def upstream_error(answer: upstream.UpstreamAnswer) -> ApiError:
     """The upstream's refusal, in its own words, as the member would have had it from Google."""
     if answer.status < 400:  # not an answer Google gives to a create; no client should follow it
-        return ApiError(502, "UNAVAILABLE", f"The upstream answered {answer.status}.", outcome="upstream_error")
+        return ApiError(503, "UNAVAILABLE", f"The upstream answered {answer.status}.", outcome="upstream_error")
     try:
         error = answer.json()["error"]
         return ApiError(
@@ -102,7 +102,7 @@ def upstream_error(answer: upstream.UpstreamAnswer) -> ApiError:
             outcome="upstream_error",
         )
     except (ValueError, KeyError, TypeError, AttributeError):
-        return ApiError(502, "UNAVAILABLE", f"The upstream answered {answer.status}.", outcome="upstream_error")
+        return ApiError(503, "UNAVAILABLE", f"The upstream answered {answer.status}.", outcome="upstream_error")
 
 
 def lost_upstream(status: int, body: bytes) -> bool:
@@ -191,7 +191,7 @@ async def _create_upstream(
         created = None
     name = created.get("name") if isinstance(created, dict) else None
     if not isinstance(name, str) or not _UPSTREAM_NAME.fullmatch(name):
-        raise ApiError(502, "UNAVAILABLE", "The upstream answered a cached content without a valid name.")
+        raise ApiError(503, "UNAVAILABLE", "The upstream answered a cached content without a valid name.")
     assert isinstance(created, dict)
     try:
         expires_at = moment(created.get("expireTime"))

@@ -1,4 +1,4 @@
-"""An executor's answer to a cache create is read as hostile: a malformed one is a 502 in Google's shape, not a 500."""
+"""An executor's answer to a cache create is read as hostile: a malformed one is a 503 in Google's shape, not a 500."""
 
 from __future__ import annotations
 
@@ -50,12 +50,12 @@ def answer_with(monkeypatch, django_user_model):
         (429, b'{"error": "not an object"}'),
     ],
 )
-async def test_a_malformed_upstream_answer_is_a_502(answer_with, headers, status, body) -> None:
+async def test_a_malformed_upstream_answer_is_a_503(answer_with, headers, status, body) -> None:
     await _sync(answer_with, status, body)
 
     answer = await asgi_call("POST", "/v1beta/cachedContents", headers=headers, body=BODY)
 
-    assert (answer.status, answer.error["status"]) == (502, "UNAVAILABLE")
+    assert (answer.status, answer.error["status"]) == (503, "UNAVAILABLE")
     assert set(answer.error) >= {"code", "message", "status"}
     assert await CachedContent.objects.acount() == 0
 
