@@ -170,8 +170,9 @@ async def create_cached_content(request: HttpRequest, version: str) -> HttpRespo
         event.response_bytes = len(answer)
         return HttpResponse(answer, content_type="application/json; charset=UTF-8")
     except ApiError as error:
+        # Answered here, not raised: gemini_api would record the refusal a second time.
         event.outcome, event.status_code = error.outcome, error.http_status
-        raise
+        return error.response()
     finally:
         event.latency_ms = int((time.monotonic() - started) * 1000)
         if admission is not None:

@@ -108,6 +108,14 @@ async def test_create_is_recorded_as_usage(accounts, headers) -> None:
     assert record.executor_account == f"acct-{accounts.ids['account-a@example.com']}"
 
 
+async def test_a_refused_create_is_recorded_once(accounts, headers) -> None:
+    await asgi_call("POST", COLLECTION, headers=headers, body=b'{"model": 5}')
+    await sync_to_async(usage.flush)()
+
+    records = [r async for r in UsageRecord.objects.all()]
+    assert [(r.method, r.outcome, r.status_code) for r in records] == [("cachedContents.create", "bad_request", 400)]
+
+
 async def test_get_answers_the_same_shape(accounts, headers) -> None:
     shown = await _create(headers)
 
