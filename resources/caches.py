@@ -467,3 +467,17 @@ async def delete_copies(cache_id: str, copies: list[Placement]) -> None:
 def copies_of(cache: CachedContent) -> list[Placement]:
     """Every placement of ``cache``, live or not (for deleting them)."""
     return list(Placement.objects.filter(kind=Kind.CACHED_CONTENT, resource_id=cache.id))
+
+
+def delete_expired() -> int:
+    """Delete the caches past their expiry, and their placements; how many caches went.
+
+    Their upstream copies end by themselves at the same moment (each was asked
+    for the cache's own expireTime), so nothing is called upstream. For a sweep
+    (the files' sweep may call it too).
+    """
+    with transaction.atomic():
+        expired = list(CachedContent.objects.filter(expires_at__lte=timezone.now()).values_list("id", flat=True))
+        Placement.objects.filter(kind=CACHE, resource_id__in=expired).delete()
+        CachedContent.objects.filter(id__in=expired).delete()
+    return len(expired)

@@ -79,7 +79,7 @@ async def test_create_keeps_the_request_and_remembers_the_upstream_copy(accounts
     shown = await _create(headers)
 
     (placement,) = await _placements()
-    upstream_name = next(iter(standin.caches._caches))
+    upstream_name = standin.caches.stored()[0].name
     assert placement.upstream_name == upstream_name != shown["name"]
     assert placement.resource_id == shown["name"].removeprefix("cachedContents/")
     assert placement.expires_at == _moment(shown["expireTime"])
@@ -163,7 +163,7 @@ async def test_patch_with_a_ttl_and_no_update_mask_moves_every_copys_expiry(acco
     patched = answer.json()
     assert _moment(patched["expireTime"]) - _moment(patched["updateTime"]) == timedelta(seconds=7200)
     assert patched["createTime"] == shown["createTime"]
-    (copy,) = standin.caches._caches.values()
+    (copy,) = standin.caches.stored()
     (placement,) = await _placements()
     assert copy.expire_time == placement.expires_at == _moment(patched["expireTime"])
 
@@ -200,7 +200,7 @@ async def test_patch_drops_the_copy_of_an_unreachable_account(accounts, headers)
 
 async def test_patch_drops_a_copy_the_upstream_lost(accounts, headers, standin) -> None:
     shown = await _create(headers)
-    standin.caches.lose(next(iter(standin.caches._caches)))
+    standin.caches.lose(standin.caches.stored()[0].name)
 
     await asgi_call("PATCH", f"/v1beta/{shown['name']}", headers=headers, body=b'{"ttl": "7200s"}')
 

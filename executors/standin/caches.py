@@ -151,6 +151,10 @@ class CachedContents:
     def __len__(self) -> int:
         return len(self._caches)
 
+    def stored(self) -> list[StoredCache]:
+        """Every account's caches, expired ones included until a call sweeps them (tests look here)."""
+        return list(self._caches.values())
+
     def lose(self, name: str) -> None:
         """Forget a cache as Google may (tests: the account lost it)."""
         self._caches.pop(name, None)

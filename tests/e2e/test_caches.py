@@ -31,21 +31,21 @@ def test_create_get_list_update_delete_with_the_sdk(gateway: Gateway, proxy_key:
     assert cache.model == f"models/{MODEL}"
     assert cache.display_name == "handbook"
     assert cache.usage_metadata.total_token_count == 1100
-    assert cache.name not in {c.name for c in upstream.fake.caches._caches.values()}  # gemproxy's name, not Google's
+    assert cache.name not in {c.name for c in upstream.fake.caches.stored()}  # gemproxy's name, not Google's
 
     assert client.caches.get(name=cache.name).expire_time == cache.expire_time
     assert cache.name in [c.name for c in client.caches.list(config={"page_size": 5})]
 
     updated = client.caches.update(name=cache.name, config={"ttl": "7200s"})
     assert 7199 <= (updated.expire_time - updated.update_time).total_seconds() <= 7200
-    copies = [c for c in upstream.fake.caches._caches.values() if c.owner == "upstream-key-of-executor-1"]
+    copies = [c for c in upstream.fake.caches.stored() if c.owner == "upstream-key-of-executor-1"]
     assert updated.expire_time in {c.expire_time for c in copies}
 
     client.caches.delete(name=cache.name)
     with pytest.raises(errors.ClientError) as raised:
         client.caches.get(name=cache.name)
     assert raised.value.code == 404
-    assert updated.expire_time not in {c.expire_time for c in upstream.fake.caches._caches.values()}
+    assert updated.expire_time not in {c.expire_time for c in upstream.fake.caches.stored()}
 
 
 def test_the_list_pages_with_the_sdk(gateway: Gateway, proxy_key: str) -> None:

@@ -19,7 +19,7 @@ BIG_TEXT = "A cached paragraph. " * 220  # 1,100 stand-in tokens: above flash's 
 
 
 def _copies_of(upstream: ThreadedUpstream, agent: str) -> list:
-    return [c for c in upstream.fake.caches._caches.values() if c.owner == f"upstream-key-of-{agent}"]
+    return [c for c in upstream.fake.caches.stored() if c.owner == f"upstream-key-of-{agent}"]
 
 
 def test_generation_follows_the_cache_and_recreates_it_when_its_account_leaves(
