@@ -8,6 +8,7 @@ must not hold the process's one ORM thread while an executor answers.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -28,11 +29,13 @@ from gateway.answer_headers import mark_api_answer
 from gateway.auth import authenticate
 from gateway.errors import ApiError, invalid_argument
 from gateway.payload import checked_body
+from gateway.relay import BACKEND_ERRORS
 from gateway.views import gemini_api
 from resources import cache_requests, caches
 from resources.google_api import GoogleResourceView, Paging, listed
 from resources.models import CachedContent
 
+log = logging.getLogger(__name__)
 # Google's list of cached contents: at most 1000 a page.
 PAGING = Paging(default_size=100, max_size=1000)
 _UPDATABLE = {"ttl", "expireTime", "expire_time"}
@@ -169,6 +172,17 @@ async def create_cached_content(request: HttpRequest, version: str) -> HttpRespo
         answer = json.dumps(cache_requests.shape(cache), indent=2)
         event.response_bytes = len(answer)
         return HttpResponse(answer, content_type="application/json; charset=UTF-8")
+    except BACKEND_ERRORS as error:
+        log.error("cachedContents.create refused: a backing service is unavailable: %r", error)
+        unavailable = ApiError(
+            503,
+            "UNAVAILABLE",
+            "A service the gateway depends on is unavailable; try again shortly.",
+            outcome="unavailable",
+            headers={"Retry-After": "5"},
+        )
+        event.outcome, event.status_code = unavailable.outcome, unavailable.http_status
+        return unavailable.response()
     except ApiError as error:
         # Answered here, not raised: gemini_api would record the refusal a second time.
         event.outcome, event.status_code = error.outcome, error.http_status

@@ -97,7 +97,7 @@ def upstream_error(answer: upstream.UpstreamAnswer) -> ApiError:
         return ApiError(
             answer.status,
             str(error.get("status") or "UNKNOWN"),
-            str(error.get("message") or ""),
+            str(error.get("message") or f"The upstream answered {answer.status}."),
             details=error.get("details") if isinstance(error.get("details"), list) else None,
             outcome="upstream_error",
         )

@@ -75,3 +75,16 @@ async def _sync(function, *args) -> None:
     from asgiref.sync import sync_to_async
 
     await sync_to_async(function)(*args)
+
+
+async def test_a_backing_service_down_is_503_not_500(monkeypatch, headers) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def call(*args, **kwargs) -> upstream.UpstreamAnswer:
+        raise RedisConnectionError("the channel layer is down")
+
+    monkeypatch.setattr(upstream, "call", call)
+
+    answer = await asgi_call("POST", "/v1beta/cachedContents", headers=headers, body=BODY)
+
+    assert (answer.status, answer.error["status"], answer.headers.get("retry-after")) == (503, "UNAVAILABLE", "5")
