@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from accounts import usage
 from accounts.limits import Rejection, admit
 from accounts.usage import UsageEvent
-from gateway.answer_headers import mark_api_answer
+from gateway.answer_headers import mark_api_answer, preflight
 from gateway.auth import authenticate
 from gateway.errors import ApiError, invalid_argument
 from gateway.payload import checked_body
@@ -129,6 +129,8 @@ async def collection(request: HttpRequest, version: str) -> HttpResponse:
 
 @csrf_exempt
 async def detail(request: HttpRequest, version: str, cache_id: str) -> HttpResponse:
+    if request.method == "OPTIONS":  # a browser's CORS preflight carries no key
+        return mark_api_answer(preflight(request))
     if request.method == "PATCH":
         try:
             checked_body(request)  # size and nesting bounded before DRF's parser sees the body

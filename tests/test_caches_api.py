@@ -288,6 +288,16 @@ async def test_a_hostile_create_is_refused_before_any_upstream_call(accounts, he
     assert accounts.calls == []
 
 
+@pytest.mark.parametrize("path", [COLLECTION, f"{COLLECTION}/abcdefghijkl"])
+async def test_a_cors_preflight_needs_no_key(path) -> None:
+    answer = await asgi_call(
+        "OPTIONS", path, headers={"origin": "https://app.example", "access-control-request-method": "PATCH"}
+    )
+
+    assert answer.status == 204
+    assert "x-goog-api-key" in answer.headers["access-control-allow-headers"]
+
+
 async def test_calls_without_a_key_are_refused_as_google_does(accounts) -> None:
     for method, path in (("POST", COLLECTION), ("GET", COLLECTION), ("GET", f"{COLLECTION}/abc")):
         answer = await asgi_call(method, path, body=_create_body() if method == "POST" else b"")
