@@ -140,8 +140,11 @@ async def detail(request: HttpRequest, version: str, cache_id: str) -> HttpRespo
 
 
 def _origins(request: HttpRequest) -> set[str]:
-    """The origins a full file uri of this gateway may carry: its public one, and the one this call came to."""
-    origins = {f"{request.scheme}://{request.get_host()}"}
+    """The origins a full file uri of this gateway may carry: its public one, and the one this call came to.
+
+    The Host header as sent, not ``get_host()``, which refuses (a 500) a Host the API serves anyway.
+    """
+    origins = {f"{request.scheme}://{request.META.get('HTTP_HOST', '')}"}
     if settings.PUBLIC_BASE_URL:
         parts = urlsplit(settings.PUBLIC_BASE_URL)
         origins.add(f"{parts.scheme}://{parts.netloc}")

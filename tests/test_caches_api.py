@@ -298,6 +298,12 @@ async def test_a_cors_preflight_needs_no_key(path) -> None:
     assert "x-goog-api-key" in answer.headers["access-control-allow-headers"]
 
 
+async def test_a_create_with_a_host_django_would_refuse_is_served(accounts, headers) -> None:
+    answer = await asgi_call("POST", COLLECTION, headers={**headers, "host": "evil.example:1"}, body=_create_body())
+
+    assert answer.status == 200, answer.body
+
+
 async def test_calls_without_a_key_are_refused_as_google_does(accounts) -> None:
     for method, path in (("POST", COLLECTION), ("GET", COLLECTION), ("GET", f"{COLLECTION}/abc")):
         answer = await asgi_call(method, path, body=_create_body() if method == "POST" else b"")
