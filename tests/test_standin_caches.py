@@ -265,3 +265,20 @@ async def test_an_embedding_model_cannot_cache(fake, http) -> None:
     async with http.post(f"{fake.url}/v1beta/cachedContents", json=body) as answer:
         assert answer.status == 404
         assert "not supported for createCachedContent" in (await answer.json())["error"]["message"]
+
+
+async def test_a_reference_check_given_by_the_server_refuses_the_create() -> None:
+    from executors.standin.caches import CachedContents
+    from executors.standin.errors import GoogleError
+
+    def refuse_every_file(body, api_key) -> None:
+        raise GoogleError(403, f"You do not have permission to access the File x or it may not exist ({api_key}).")
+
+    fake = FakeUpstream()
+    fake.caches = CachedContents(check_references=refuse_every_file)  # before start() binds the routes
+    async with fake:
+        with pytest.raises(errors.ClientError) as raised:
+            await _create(_sdk(fake, "key-a"))
+
+    assert raised.value.code == 403
+    assert "(key-a)" in raised.value.message

@@ -20,7 +20,8 @@ The token count is deterministic: that of the stand-in's prompts (a text costs
 ceil(characters / 4), an inline or file part 258) over ``systemInstruction``
 and ``contents``, plus ceil(characters / 4) of the compact JSON of ``tools``.
 Minimum: 4096 tokens for a model whose id contains "pro", 1024 for the others.
-File references inside a cache are not checked here.
+File references inside a cache are checked by the ``check_references`` the
+server gives (the Files API's own check: another key's file is 403).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import math
 import re
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,8 +140,10 @@ def _ok(payload: Any) -> web.Response:
 class CachedContents:
     """Every account's caches; ``routes`` adds the REST surface to the stand-in's app."""
 
-    def __init__(self) -> None:
+    def __init__(self, check_references: Callable[[Any, str | None], None] | None = None) -> None:
+        """``check_references(body, api_key)`` refuses, as Google does, files the key may not use (the Files API's)."""
         self._caches: dict[str, StoredCache] = {}
+        self._check_references = check_references
 
     def routes(self, app: web.Application, version: str) -> None:
         app.router.add_post(f"/{version}/cachedContents", self._create)
@@ -202,6 +206,8 @@ class CachedContents:
                 f"models/{model_id} is not found for API version {version}, or is not supported for "
                 "createCachedContent. Call ListModels to see the list of available models and their supported methods.",
             )
+        if self._check_references is not None:
+            self._check_references(payload, _key_of(request) or None)
         now = datetime.now(UTC)
         expiry = _expiry(payload, now, required=False)
         assert expiry is not None
