@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resources import placements, references, replication
+from resources import caches, placements, references, replication
 from resources.models import Kind, Placement
 from resources.references import Reference
 
@@ -49,7 +49,15 @@ FILES = ReferenceKind(
     ensure=replication.ensure_files_on,
     upstream_value=lambda placement: placement.upstream_uri or placement.upstream_name,
 )
-KINDS: list[ReferenceKind] = [FILES]
+CACHES = ReferenceKind(
+    kind=caches.CACHE,
+    markers=caches.CACHE_MARKERS,
+    find=caches.cache_references,
+    load=caches.owned_caches,
+    ensure=caches.ensure_caches_on,
+    upstream_value=lambda placement: placement.upstream_name,
+)
+KINDS: list[ReferenceKind] = [FILES, CACHES]
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The one map "proxy resource -> accounts holding it", for files, cached contents and batches alike.
 
-A placement past its expiry (or about to reach it within ``MARGIN``) counts
-as absent: a file Google forgot in 48 h must be uploaded again, not referred to.
+A placement past its expiry (or about to reach it within its kind's margin)
+counts as absent: a file Google forgot in 48 h must be uploaded again, not
+referred to.
 """
 
 from __future__ import annotations
@@ -17,17 +18,21 @@ from resources.models import Kind, Placement
 
 # A copy that expires within this is treated as gone: the call using it may last this long.
 MARGIN = timedelta(minutes=10)
+# A cache's copies expire with the cache itself (resources.caches asks each for the
+# cache's own expireTime), so a larger margin would only refuse every copy of a
+# short-lived cache and make a new one on each call.
+MARGINS = {Kind.CACHED_CONTENT: timedelta(seconds=5)}
 
 
-def _live(now: datetime | None = None) -> Q:
+def _live(kind: Kind, now: datetime | None = None) -> Q:
     now = now or timezone.now()
-    return Q(expires_at__isnull=True) | Q(expires_at__gt=now + MARGIN)
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=now + MARGINS.get(kind, MARGIN))
 
 
 def holding(kind: Kind, resource_ids: Iterable[str]) -> dict[int, dict[str, Placement]]:
     """Account id -> {resource id -> its live placement there}, for the accounts holding any of them."""
     found: dict[int, dict[str, Placement]] = {}
-    for placement in Placement.objects.filter(_live(), kind=kind, resource_id__in=list(resource_ids)):
+    for placement in Placement.objects.filter(_live(kind), kind=kind, resource_id__in=list(resource_ids)):
         found.setdefault(placement.account_id, {})[placement.resource_id] = placement
     return found
 
@@ -39,7 +44,7 @@ def holding_all(kind: Kind, resource_ids: Iterable[str]) -> frozenset[int]:
 
 
 def on_account(kind: Kind, resource_id: str, account_id: int) -> Placement | None:
-    return Placement.objects.filter(_live(), kind=kind, resource_id=resource_id, account_id=account_id).first()
+    return Placement.objects.filter(_live(kind), kind=kind, resource_id=resource_id, account_id=account_id).first()
 
 
 def remember(

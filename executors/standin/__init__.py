@@ -45,6 +45,11 @@ file still PROCESSING gets 400 FAILED_PRECONDITION. Other stand-in parts check a
 body with `standin.files.check_references(body, api_key)`; a test makes the
 upstream lose a copy with `standin.files.lose(file_id)`.
 
+`standin.caches` holds every account's cachedContents (create/get/list/patch/delete per
+API key, Google's minimum size, expiry, 403 for another key's cache); generateContent
+naming one counts its tokens as `cachedContentTokenCount` (`executors/standin/caches.py`,
+which documents the deterministic token count).
+
 Standalone (the demo, the benchmarks): `python -m executors.standin --port 8601`
 prints its URL as its only line of output, and discloses itself in every answer;
 `POST /_fake/release` releases held streams, `GET /_fake/stats` gives counters.

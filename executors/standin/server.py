@@ -18,6 +18,7 @@ from executors.standin.answers import (
     embedding_values,
 )
 from executors.standin.batches import BatchService
+from executors.standin.caches import CachedContents, with_cached_count, with_cached_usage
 from executors.standin.catalog import API_VERSIONS, EMBEDDING_DIMENSIONS, MODELS, _find_model
 from executors.standin.errors import GoogleError, directive_error
 from executors.standin.files import FileStore
@@ -85,6 +86,7 @@ class GeminiStandIn:
         self.valid_keys = valid_keys
         self.files = FileStore(file_processing_seconds)
         self.quota = FreeTierQuota(quotas or {}, quota_window)
+        self.caches = CachedContents(check_references=self.files.check_references)
         self.record = record
         self.disclose = disclose
         self.batches = BatchService(delays=batch_delays, disclose=disclose, input_file=self.files.content)
@@ -116,6 +118,7 @@ class GeminiStandIn:
             app.router.add_get(f"/{version}/models", self._list_models)
             app.router.add_get(f"/{version}/models/{{model}}", self._get_model)
             app.router.add_post(f"/{version}/models/{{model_method}}", self._model_method)
+            self.caches.routes(app, version)
         self.batches.routes(app, API_VERSIONS)
         self.files.add_routes(app, API_VERSIONS)
         # handler_cancellation: a caller that hangs up cancels its handler, even one
@@ -269,13 +272,15 @@ class GeminiStandIn:
     async def _generate(self, request: web.Request, model: dict, payload: dict) -> web.Response:
         self._check_files(request, payload)
         self._charge_quota(request, model["baseModelId"])
+        cached = self.caches.cached_tokens(request, model["baseModelId"], payload)
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         await self._apply_directives(prompt, model["baseModelId"])
-        return _ok(Generation(prompt, model["baseModelId"], disclose=self.disclose).whole())
+        return _ok(with_cached_usage(Generation(prompt, model["baseModelId"], disclose=self.disclose).whole(), cached))
 
     async def _stream(self, request: web.Request, model: dict, payload: dict) -> web.StreamResponse:
         self._check_files(request, payload)
         self._charge_quota(request, model["baseModelId"])
+        cached = self.caches.cached_tokens(request, model["baseModelId"], payload)
         prompt = Prompt.read(get_field(payload, "contents"), get_field(payload, "systemInstruction"))
         directives = await self._apply_directives(prompt, model["baseModelId"])
         # Taken before the first write, so a release() that follows it is never missed.
@@ -294,6 +299,7 @@ class GeminiStandIn:
 
         chunks = Generation(prompt, model["baseModelId"], disclose=self.disclose).chunks()
         for index, chunk in enumerate(chunks):
+            with_cached_usage(chunk, cached)
             await send(_sse_event(chunk) if sse else _array_element(chunk, index))
             if index == 0:
                 if directives.midstream_drop:
@@ -316,9 +322,11 @@ class GeminiStandIn:
         self._check_files(request, payload)
         inner = get_field(payload, "generateContentRequest")
         source = inner if isinstance(inner, dict) else payload
+        cached = self.caches.cached_tokens(request, model["baseModelId"], inner) if isinstance(inner, dict) else 0
         prompt = Prompt.read(get_field(source, "contents"), get_field(source, "systemInstruction"))
         await self._apply_directives(prompt, model["baseModelId"])
-        return _ok({"totalTokens": prompt.token_count(), "promptTokensDetails": prompt.token_details()})
+        counted = {"totalTokens": prompt.token_count(), "promptTokensDetails": prompt.token_details()}
+        return _ok(with_cached_count(counted, cached))
 
     async def _embed(self, request: web.Request, model: dict, payload: dict) -> web.Response:
         return _ok({"embedding": await self._embedding(model, payload)})
