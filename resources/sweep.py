@@ -8,6 +8,8 @@ One pass (``sweep``):
    member) is dropped, and the copy deleted on its account through that
    account's executor. An account with no executor only loses its
    placement: Google drops the copy itself at its expiry.
+3. Every expired cached content is deleted with its placements (its copies
+   end upstream at the same moment, ``resources.caches.delete_expired``).
 
 Several processes may sweep at once: each row is claimed by the DELETE that
 removes it, and only the process whose DELETE removed it does the rest.
@@ -28,7 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from executors.dispatcher import DispatchError
-from resources import storage, upstream
+from resources import caches, storage, upstream
 from resources.models import Kind, Placement, StoredFile, UploadPart
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,13 @@ class SweepReport:
     files: int = 0
     copies_deleted: int = 0
     copies_forgotten: int = 0
+    caches: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.files} expired file(s) removed, {self.copies_deleted} upstream copy(ies) deleted, "
-            f"{self.copies_forgotten} placement(s) dropped without an upstream delete"
+            f"{self.copies_forgotten} placement(s) dropped without an upstream delete, "
+            f"{self.caches} expired cached content(s) removed"
         )
 
 
@@ -98,6 +102,7 @@ async def sweep(now: datetime | None = None) -> SweepReport:
                 report.copies_deleted += 1
             else:
                 report.copies_forgotten += 1
+    report.caches = await database_sync_to_async(caches.delete_expired)()
     return report
 
 
