@@ -240,7 +240,7 @@ class Relay:
             event.latency_ms = int((time.monotonic() - self.started) * 1000)
             if self.admission is not None:
                 await self.admission.settle(event.total_tokens)
-            usage.record(event)
+            await usage.arecord(event)  # durable before the answer completes
             log.info(
                 "%s %s model=%s status=%s outcome=%s attempts=%s executor=%s refused_by=%s tokens=%s ms=%s",
                 self.request.method,

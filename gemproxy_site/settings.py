@@ -203,6 +203,9 @@ GEMPROXY_ROTATION_GRACE_SECONDS = env_int("GEMPROXY_ROTATION_GRACE_SECONDS", 24 
 GEMPROXY_LEASE_SECONDS = env_float("GEMPROXY_LEASE_SECONDS", 60.0)
 GEMPROXY_TOKEN_ESTIMATE_MAX = env_int("GEMPROXY_TOKEN_ESTIMATE_MAX", 4096)
 GEMPROXY_USAGE_FLUSH_SECONDS = env_float("GEMPROXY_USAGE_FLUSH_SECONDS", 1.0)
+# With REDIS_URL, each call's usage record goes to a Redis stream before its
+# answer completes, so a killed process loses none (accounts.usage_queue).
+GEMPROXY_USAGE_QUEUE = env_bool("GEMPROXY_USAGE_QUEUE", True)
 GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
 # Sign-in throttling of /admin/ and /me/: so many wrong passwords for one username
 # from one address lock it out there for so many seconds after the last one.
