@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from executors import protocol
+from executors.liveness import get_liveness
 from executors.models import ExecutorAccount
 from executors.registry import ExecutorInfo, get_registry
 
@@ -157,6 +158,9 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         if frame is None or frame["type"] != "hello":
             raise protocol.ProtocolViolation("the first frame must be hello")
         assert self.account is not None
+        liveness = get_liveness()
+        # Other processes' dispatchers know this process lives only while it says so.
+        liveness.ensure_running()
         self.info = ExecutorInfo(
             connection_id=uuid.uuid4().hex,
             executor_id=frame["executor_id"],
@@ -166,6 +170,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             software=frame["software"],
             max_concurrency=min(MAX_CONCURRENCY, frame["max_concurrency"]),
             connected_at=time.time(),
+            process_id=liveness.process_id,
         )
         await get_registry().register(self.info, time.time() + settings.GEMPROXY_HEARTBEAT_TIMEOUT)
         welcome: protocol.Welcome = {

@@ -24,6 +24,7 @@ from django.conf import settings
 
 from executors import protocol
 from executors.cooldown import READ_LIMIT, upstream_delay
+from executors.liveness import ProcessWatch, watch_process
 from executors.registry import Choice, Lease, get_registry
 from executors.reply import ReplyChannel
 
@@ -139,6 +140,8 @@ class Exchange:
         self.lease: Lease | None = None
         self.attempt_id = ""
         self.finished = False
+        # The serving executor's gateway process, when it is another one (executors.liveness).
+        self._watch: ProcessWatch | None = None
         self._pieces: list[bytes] = []
         self._next_seq = 0
         loop = asyncio.get_running_loop()
@@ -233,6 +236,7 @@ class Exchange:
         self.lease, self.attempt_id, self.account_label = lease, uuid.uuid4().hex, lease.account_label
         self.account_id = lease.account_id
         self.attempts += 1
+        self._watch = watch_process(lease.process_id, self._loop.time)
         self.finished, self._pieces, self._next_seq = False, [], 0
         await self.reply.layer.send(
             lease.channel_name,
@@ -304,7 +308,7 @@ class Exchange:
         """The next frame of the current attempt; late frames of earlier attempts are dropped."""
         while True:
             remaining_total = self._deadline - self._loop.time()
-            message = await self.reply.next(min(seconds, remaining_total))
+            message = await self._next_message(min(seconds, remaining_total))
             if message is None:
                 if remaining_total <= seconds:
                     raise _deadline_exceeded("The request took longer than the gateway's total time limit.")
@@ -314,6 +318,23 @@ class Exchange:
                 raise _malformed()
             if frame.get("id") == self.attempt_id:
                 return frame
+
+    async def _next_message(self, seconds: float) -> dict | None:
+        """The next message within ``seconds``, or None; raises once the serving process is dead.
+
+        Waits in slices between liveness checks, never cancelling the receive (see executors.reply).
+        """
+        give_up = self._loop.time() + seconds
+        while True:
+            remaining = give_up - self._loop.time()
+            watch = self._watch
+            message = await self.reply.next(remaining if watch is None else min(remaining, watch.due()))
+            if message is not None or self._loop.time() >= give_up:
+                return message
+            if watch is not None and await watch.dead():
+                raise _unavailable(
+                    "The gateway process holding the executor's connection stopped; try again.", "executor_lost"
+                )
 
     async def _abandon(self) -> None:
         lease, self.lease = self.lease, None

@@ -194,6 +194,11 @@ GEMPROXY_COOLDOWN = env_float("GEMPROXY_COOLDOWN", 60.0)
 # the deadline is generous because browsers delay even message handlers there.
 GEMPROXY_HEARTBEAT_INTERVAL = env_float("GEMPROXY_HEARTBEAT_INTERVAL", 15.0)
 GEMPROXY_HEARTBEAT_TIMEOUT = env_float("GEMPROXY_HEARTBEAT_TIMEOUT", 60.0)
+# Seconds a gateway process may go without refreshing its liveness key in
+# Redis (every second) before the others treat it as dead: its executors are
+# no longer chosen, and calls they serve end (before the first byte: retried
+# elsewhere). A GC pause or an overloaded machine must stay under it.
+GEMPROXY_PROCESS_TTL = env_float("GEMPROXY_PROCESS_TTL", 10.0)
 # Seconds a proxy key's lookup is trusted before asking the database again,
 # which is also how long a revocation takes to reach every gateway process.
 GEMPROXY_AUTH_CACHE_SECONDS = env_float("GEMPROXY_AUTH_CACHE_SECONDS", 5.0)
