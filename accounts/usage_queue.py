@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_QUEUED = 1_000_000
-# An entry unacknowledged this long belongs to a consumer that is gone or stuck.
+# An entry unacknowledged this long belongs to a consumer that is gone or stuck
+# (settings.GEMPROXY_USAGE_CLAIM_SECONDS overrides it).
 CLAIM_IDLE_SECONDS = 30.0
 GROUP = "usage-writers"
 
@@ -125,8 +126,9 @@ class RedisUsageQueue:
         mine = self._drainer.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=count)
         entries = [entry for entry in _entries(mine) if entry[1]]  # an entry trimmed away reads empty
         if len(entries) < count:
+            idle = float(getattr(settings, "GEMPROXY_USAGE_CLAIM_SECONDS", CLAIM_IDLE_SECONDS))
             claimed = self._drainer.xautoclaim(
-                self.stream, GROUP, self.consumer, int(CLAIM_IDLE_SECONDS * 1000), "0-0", count=count - len(entries)
+                self.stream, GROUP, self.consumer, int(idle * 1000), "0-0", count=count - len(entries)
             )
             entries += [entry for entry in claimed[1] if entry[1]]
         if len(entries) < count:

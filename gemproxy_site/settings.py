@@ -211,6 +211,9 @@ GEMPROXY_USAGE_FLUSH_SECONDS = env_float("GEMPROXY_USAGE_FLUSH_SECONDS", 1.0)
 # With REDIS_URL, each call's usage record goes to a Redis stream before its
 # answer completes, so a killed process loses none (accounts.usage_queue).
 GEMPROXY_USAGE_QUEUE = env_bool("GEMPROXY_USAGE_QUEUE", True)
+# Seconds after which a process takes over records another one read from that
+# queue and did not write (it died): longer than a slow database write.
+GEMPROXY_USAGE_CLAIM_SECONDS = env_float("GEMPROXY_USAGE_CLAIM_SECONDS", 30.0)
 GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
 # Sign-in throttling of /admin/ and /me/: so many wrong passwords for one username
 # from one address lock it out there for so many seconds after the last one.

@@ -8,6 +8,7 @@ writer's thread is off (``usage_written_on_flush``): each test drains with
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
@@ -56,13 +57,14 @@ def test_a_recorded_call_waits_in_redis_not_in_the_process_until_it_is_written(d
     assert durable.depth() == 0
 
 
-def test_entries_a_dead_process_took_but_never_wrote_are_written_by_another(durable, make_key, redis_url, monkeypatch):
+def test_entries_a_dead_process_took_but_never_wrote_are_written_by_another(durable, make_key, redis_url, settings):
     record_all([keyed_event(make_key) for _ in range(4)])
     dead = RedisUsageQueue(redis_url, durable.stream.removesuffix("usage"), 2.0, consumer="killed-process")
     assert len(dead.take(10)) == 4  # read, then SIGKILLed before writing or acknowledging
 
     assert usage.flush() == 0  # not idle long enough: the owner may be alive, only slow
-    monkeypatch.setattr(usage_queue, "CLAIM_IDLE_SECONDS", 0.0)
+    time.sleep(0.05)
+    settings.GEMPROXY_USAGE_CLAIM_SECONDS = 0.01  # now it has been silent longer than the claim time
     assert usage.flush() == 4
     assert UsageRecord.objects.count() == 4
     assert durable.depth() == 0
