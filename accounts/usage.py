@@ -29,6 +29,7 @@ address as a sample.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import queue
@@ -482,6 +483,9 @@ async def arecord(event: UsageEvent) -> None:
     if durable is not None:
         try:
             await durable.append(_with_record_id(event))
+        except asyncio.CancelledError:
+            record(event)  # the call is being torn down: keep the record all the same
+            raise
         except Exception as error:
             logger.warning("usage: the usage queue in Redis refused a record (%r); kept in this process", error)
         else:

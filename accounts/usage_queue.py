@@ -18,10 +18,12 @@ Redis must persist (AOF) for records to survive a Redis restart too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import asdict, fields
 from datetime import datetime
@@ -40,6 +42,14 @@ MAX_QUEUED = 1_000_000
 # (settings.GEMPROXY_USAGE_CLAIM_SECONDS overrides it).
 CLAIM_IDLE_SECONDS = 30.0
 GROUP = "usage-writers"
+# An append gives up this soon, and after a failure the next appends skip Redis
+# for a moment: a Redis that hangs must not add seconds to every answer.
+APPEND_TIMEOUT_SECONDS = 0.5
+SKIP_SECONDS = 1.0
+
+
+class QueueUnavailable(Exception):
+    """Redis failed an append a moment ago: the record stays in the process."""
 
 
 def encode(event: UsageEvent) -> str:
@@ -79,9 +89,22 @@ class RedisUsageQueue:
         self._appender = aredis.Redis.from_url(url, **async_client_options(timeout))
         self._drainer = redis.Redis.from_url(url, **sync_client_options(timeout))
         self._group_made = False
+        self._skip_until = 0.0
 
     async def append(self, event: UsageEvent) -> None:
-        await self._appender.xadd(self.stream, {"e": encode(event)}, maxlen=MAX_QUEUED, approximate=True)
+        """XADD the record; raises (at once while Redis failed a moment ago) if Redis does not take it."""
+        if time.monotonic() < self._skip_until:
+            raise QueueUnavailable("the usage queue failed less than a second ago")
+        try:
+            # Shorter than the Redis timeout: during an outage the call has waited on Redis once already.
+            await asyncio.wait_for(
+                self._appender.xadd(self.stream, {"e": encode(event)}, maxlen=MAX_QUEUED, approximate=True),
+                APPEND_TIMEOUT_SECONDS,
+            )
+        except BaseException:
+            # Cut short, the XADD may still run: the record_id keeps the copy kept in memory from counting twice.
+            self._skip_until = time.monotonic() + SKIP_SECONDS
+            raise
 
     def depth(self) -> int:
         """Records queued and not yet written (acknowledged entries are deleted)."""

@@ -158,3 +158,34 @@ def test_the_group_is_made_again_after_redis_lost_it(durable, make_key, redis_ur
     client = redis.Redis.from_url(redis_url)
     assert [group["name"] for group in client.xinfo_groups(durable.stream)] == [GROUP.encode()]
     client.close()
+
+
+async def _silent_server() -> tuple[asyncio.AbstractServer, int]:
+    """A TCP server that accepts and never answers: a frozen Redis."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def test_a_redis_that_hangs_adds_half_a_second_to_one_answer_and_nothing_to_the_next(settings, on_postgresql, make_key):
+    events = [keyed_event(make_key) for _ in range(3)]
+
+    async def record_during_a_freeze() -> list[float]:
+        server, port = await _silent_server()
+        settings.REDIS_URL, settings.GEMPROXY_USAGE_QUEUE = f"redis://127.0.0.1:{port}", True
+        get_usage_queue.cache_clear()
+        took = []
+        async with server:
+            for event in events:
+                started = time.monotonic()
+                await usage.arecord(event)
+                took.append(time.monotonic() - started)
+        return took
+
+    took = asyncio.run(record_during_a_freeze())
+
+    assert took[0] < 1.0 and max(took[1:]) < 0.05, took
+    assert usage.writer._queue.qsize() == 3  # kept in the process, written by its thread
