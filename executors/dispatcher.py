@@ -329,12 +329,20 @@ class Exchange:
             remaining = give_up - self._loop.time()
             watch = self._watch
             message = await self.reply.next(remaining if watch is None else min(remaining, watch.due()))
-            if message is not None or self._loop.time() >= give_up:
+            if message is not None:
+                if watch is not None:
+                    watch.heard()
                 return message
-            if watch is not None and await watch.dead():
+            if self._loop.time() >= give_up:
+                return None
+            if watch is None:
+                continue
+            if await watch.dead():
                 raise _unavailable(
                     "The gateway process holding the executor's connection stopped; try again.", "executor_lost"
                 )
+            if watch.lost_in_outage():
+                raise _unavailable("The executor's answer was lost while Redis restarted; try again.", "executor_lost")
 
     async def _abandon(self) -> None:
         lease, self.lease = self.lease, None

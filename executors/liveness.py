@@ -20,6 +20,14 @@ Two cases must not look like a death:
   its streams. A call on a dead process then ends within TTL + grace + one
   check, 14 s with the defaults.
 
+A Redis restart (or hang) has a third effect: pub/sub messages sent while it
+was away are lost, and an executor's consumer that could not forward a frame
+closes its connection without being able to tell anyone. So every process
+also watches Redis itself (its ``run_id`` changes with a restart); an attempt
+that was in flight across an outage and hears nothing for
+``SILENCE_AFTER_OUTAGE_SECONDS`` after Redis answers again is lost, and ends
+(before the first byte: retried) instead of waiting out the idle timeout.
+
 Embedded mode has one process, alive by definition.
 """
 
@@ -39,6 +47,8 @@ PROCESS_ID = uuid.uuid4().hex
 REFRESH_SECONDS = 1.0
 CHECK_SECONDS = 1.0
 GRACE_SECONDS = 2.5
+# Longer than any gap between a live stream's chunks; a slow first byte is retried, not lost.
+SILENCE_AFTER_OUTAGE_SECONDS = 10.0
 
 
 def process_key(prefix: str, process_id: str) -> str:
@@ -49,6 +59,11 @@ class Liveness:
     """Embedded mode: a single process, which is alive."""
 
     process_id = PROCESS_ID
+    # Redis outages (a failed refresh, or a restart seen as a new run_id) since start,
+    # and when (loop time) Redis last came back; ``failing`` while it is away.
+    outages = 0
+    answering_since = 0.0
+    failing = False
 
     def ensure_running(self) -> None:
         """Start announcing this process (idempotent); call it from the event loop."""
@@ -68,7 +83,7 @@ class RedisLiveness(Liveness):
         self.prefix = prefix
         self.ttl = ttl
         self._announcer: asyncio.Task | None = None
-        self._failing = False
+        self._run_id: str | None = None
 
     def ensure_running(self) -> None:
         if self._announcer is None or self._announcer.done():
@@ -76,17 +91,26 @@ class RedisLiveness(Liveness):
 
     async def _announce(self) -> None:
         key = process_key(self.prefix, self.process_id)
+        clock = asyncio.get_running_loop()
         while True:
             try:
                 await self._redis.set(key, "1", px=int(self.ttl * 1000))
-                if self._failing:
-                    self._failing = False
-                    log.warning("liveness: Redis answers again; process %s announced", self.process_id)
+                run_id = str((await self._redis.info("server")).get("run_id", ""))
             except Exception as error:
                 # Redis away: the other processes cannot tell anything either (see alive); keep trying.
-                if not self._failing:
-                    self._failing = True
+                if not self.failing:
+                    self.failing = True
+                    self.outages += 1
                     log.error("liveness: cannot announce process %s (%r); retrying", self.process_id, error)
+            else:
+                restarted = self._run_id is not None and run_id != self._run_id
+                if restarted and not self.failing:
+                    # Restarted between two refreshes: nothing failed, and messages were lost all the same.
+                    self.outages += 1
+                if self.failing or restarted:
+                    self.answering_since = clock.time()
+                    log.warning("liveness: Redis answers again; process %s announced", self.process_id)
+                self.failing, self._run_id = False, run_id
             await asyncio.sleep(REFRESH_SECONDS)
 
     async def alive(self, process_id: str) -> bool | None:
@@ -99,14 +123,31 @@ class RedisLiveness(Liveness):
 
 
 class ProcessWatch:
-    """One dispatcher's watch on the process serving its attempt: dead only after a grace, never on a Redis error."""
+    """One dispatcher's watch on its attempt: its process dead, or its frames lost in a Redis outage.
+
+    Dead only after a grace, never on a Redis error.
+    """
 
     def __init__(self, liveness: Liveness, process_id: str, clock) -> None:
         self._liveness = liveness
-        self._process_id = process_id
+        self._process_id = process_id  # "" for an attempt on this process: only outages matter
         self._clock = clock
         self._next_check = clock() + CHECK_SECONDS
         self._missing_since: float | None = None
+        self._outages = liveness.outages
+        self._heard = clock()
+
+    def heard(self) -> None:
+        """A frame of the attempt arrived."""
+        self._heard = self._clock()
+
+    def lost_in_outage(self) -> bool:
+        """Redis went away during the attempt, and nothing came since it answers again."""
+        liveness = self._liveness
+        if liveness.outages == self._outages or liveness.failing:
+            return False
+        silent_since = max(self._heard, liveness.answering_since)
+        return self._clock() - silent_since >= SILENCE_AFTER_OUTAGE_SECONDS
 
     def due(self) -> float:
         """Seconds until the next check."""
@@ -118,6 +159,8 @@ class ProcessWatch:
         if now < self._next_check:
             return False
         self._next_check = now + CHECK_SECONDS
+        if not self._process_id:
+            return False
         alive = await self._liveness.alive(self._process_id)
         if alive is not False:
             self._missing_since = None
@@ -128,11 +171,12 @@ class ProcessWatch:
 
 
 def watch_process(process_id: str, clock) -> ProcessWatch | None:
-    """A watch on the process serving an attempt; None when it is this one (or unknown)."""
+    """A watch on an attempt served by ``process_id``; None in embedded mode."""
     liveness = get_liveness()
-    if not process_id or process_id == liveness.process_id:
+    if type(liveness) is Liveness:
         return None
-    return ProcessWatch(liveness, process_id, clock)
+    liveness.ensure_running()  # a process without executors must see Redis outages too
+    return ProcessWatch(liveness, "" if process_id == liveness.process_id else process_id, clock)
 
 
 @cache

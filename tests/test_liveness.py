@@ -146,3 +146,73 @@ async def test_a_watch_does_not_ask_before_its_check_is_due() -> None:
 def test_the_own_process_is_never_watched() -> None:
     assert liveness.watch_process(liveness.get_liveness().process_id, time.monotonic) is None
     assert liveness.watch_process("", time.monotonic) is None
+
+
+class OutageLiveness(liveness.Liveness):
+    """A Redis that went away and came back, as the process's announcer saw it."""
+
+    async def alive(self, process_id: str) -> bool | None:
+        raise AssertionError("an attempt on this process never asks")
+
+
+def test_an_attempt_silent_since_redis_came_back_is_lost_after_the_silence_limit() -> None:
+    clock, seen = Clock(), OutageLiveness()
+    watch = ProcessWatch(seen, "", clock)
+    seen.outages, seen.failing = 1, True
+    clock.now += 30  # a long outage: nothing can be told while it lasts
+    assert watch.lost_in_outage() is False
+
+    seen.failing, seen.answering_since = False, clock.now
+    clock.now += liveness.SILENCE_AFTER_OUTAGE_SECONDS - 0.5
+    assert watch.lost_in_outage() is False
+    clock.now += 1
+    assert watch.lost_in_outage() is True
+
+
+def test_an_attempt_that_hears_frames_after_an_outage_is_not_lost() -> None:
+    clock, seen = Clock(), OutageLiveness()
+    watch = ProcessWatch(seen, "", clock)
+    seen.outages, seen.answering_since = 1, clock.now + 1
+    for _ in range(30):
+        clock.now += 1
+        watch.heard()
+        assert watch.lost_in_outage() is False
+
+
+def test_an_attempt_started_after_an_outage_is_not_affected_by_it() -> None:
+    clock, seen = Clock(), OutageLiveness()
+    seen.outages, seen.answering_since = 3, clock.now
+    watch = ProcessWatch(seen, "", clock)
+
+    clock.now += 600
+    assert watch.lost_in_outage() is False
+
+
+async def test_the_announcer_counts_a_redis_restart_that_no_refresh_saw_fail(tmp_path) -> None:
+    import shutil
+
+    from tests.private_redis import PrivateRedis
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    announcer = RedisLiveness(server.url, "restart:", ttl=5, timeout=0.5)
+    try:
+        announcer.ensure_running()
+        await asyncio.sleep(0.3)
+        assert announcer.outages == 0
+        server.kill()
+        server.start()  # well within one refresh
+        for _ in range(40):
+            if announcer.outages and not announcer.failing:
+                break
+            await asyncio.sleep(0.1)
+
+        assert announcer.outages >= 1 and not announcer.failing
+        assert announcer.answering_since > 0
+    finally:
+        assert announcer._announcer is not None
+        announcer._announcer.cancel()
+        await announcer._redis.aclose()
+        server.kill()
