@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -53,7 +53,8 @@ class QueueUnavailable(Exception):
 
 
 def encode(event: UsageEvent) -> str:
-    entry = asdict(event)
+    # A shallow copy: every field is a plain value, and asdict's deep copy costs more than the XADD's encoding.
+    entry = dict(vars(event))
     entry["created_at"] = event.created_at.isoformat()
     return json.dumps(entry, separators=(",", ":"))
 
@@ -97,10 +98,8 @@ class RedisUsageQueue:
             raise QueueUnavailable("the usage queue failed less than a second ago")
         try:
             # Shorter than the Redis timeout: during an outage the call has waited on Redis once already.
-            await asyncio.wait_for(
-                self._appender.xadd(self.stream, {"e": encode(event)}, maxlen=MAX_QUEUED, approximate=True),
-                APPEND_TIMEOUT_SECONDS,
-            )
+            async with asyncio.timeout(APPEND_TIMEOUT_SECONDS):
+                await self._appender.xadd(self.stream, {"e": encode(event)}, maxlen=MAX_QUEUED, approximate=True)
         except BaseException:
             # Cut short, the XADD may still run: the record_id keeps the copy kept in memory from counting twice.
             self._skip_until = time.monotonic() + SKIP_SECONDS
