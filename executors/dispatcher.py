@@ -140,7 +140,8 @@ class Exchange:
         self.lease: Lease | None = None
         self.attempt_id = ""
         self.finished = False
-        # The serving executor's gateway process, when it is another one (executors.liveness).
+        # The attempt's watch on its executor's gateway process and on Redis outages
+        # (executors.liveness); None in embedded mode.
         self._watch: ProcessWatch | None = None
         self._pieces: list[bytes] = []
         self._next_seq = 0
@@ -320,7 +321,7 @@ class Exchange:
                 return frame
 
     async def _next_message(self, seconds: float) -> dict | None:
-        """The next message within ``seconds``, or None; raises once the serving process is dead.
+        """The next message within ``seconds``, or None; raises once the serving process is dead or the answer lost.
 
         Waits in slices between liveness checks, never cancelling the receive (see executors.reply).
         """
