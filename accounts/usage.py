@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
@@ -116,6 +118,9 @@ class UsageWriter:
         self.dropped = 0
         self.lost = 0
         self._queue_failing = False  # the durable queue's outage is logged once
+        # Futures of callers waiting for their event to be written (put_and_wait).
+        self._waiters: list[concurrent.futures.Future] = []
+        self._waiters_lock = threading.Lock()
 
     def put(self, event: UsageEvent) -> None:
         self._queue.put(event)
@@ -123,6 +128,23 @@ class UsageWriter:
             self._start()
         elif self._queue.qsize() >= BATCH_SIZE:
             self._wake.set()
+
+    def put_and_wait(self, event: UsageEvent) -> concurrent.futures.Future | None:
+        """Queue the event and wake the thread at once; the future is done once a write that took it ended.
+
+        None when there is no thread (tests, or the writer is off): then it is only queued.
+        """
+        if self._thread is None:
+            self._start()
+        if self._thread is None:
+            self.put(event)
+            return None
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._waiters_lock:
+            self._queue.put(event)
+            self._waiters.append(future)
+        self._wake.set()
+        return future
 
     def ensure_started(self) -> None:
         """Start the writer thread if it is not running (it drains the durable queue too)."""
@@ -144,11 +166,17 @@ class UsageWriter:
         while not self._closing:
             self._wake.wait(interval)
             self._wake.clear()
+            # Every event of these waiters is queued already: this flush takes them.
+            with self._waiters_lock:
+                waiters, self._waiters = self._waiters, []
             close_old_connections()
             try:
                 self.flush()
             except Exception:
                 logger.exception("usage writer: flush failed")
+            for waiter in waiters:  # written, or held back if the database is away: the wait is over either way
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    waiter.set_result(None)
         connections.close_all()  # this thread's own
 
     @property
@@ -474,24 +502,42 @@ def record(event: UsageEvent) -> None:
 
 
 async def arecord(event: UsageEvent) -> None:
-    """Queue the record durably (distributed mode) before the caller's answer completes; never raises.
+    """Make the record durable before the caller's answer completes; never raises.
 
-    One XADD, well under a millisecond on a local Redis. If Redis cannot take
-    it, the record waits in this process as ``record`` would have it.
+    Distributed: one XADD, well under a millisecond on a local Redis; if Redis
+    cannot take it, the record waits in this process as ``record`` would have it.
+    Embedded: the writer thread is woken and the call waits until the batch that
+    took its record is written, at most ``GEMPROXY_USAGE_WAIT_SECONDS`` (0: no
+    wait, records then wait up to a second in memory). Concurrent calls share
+    one transaction.
     """
     durable = get_usage_queue()
-    if durable is not None:
-        try:
-            await durable.append(_with_record_id(event))
-        except asyncio.CancelledError:
-            record(event)  # the call is being torn down: keep the record all the same
-            raise
-        except Exception as error:
-            logger.warning("usage: the usage queue in Redis refused a record (%r); kept in this process", error)
-        else:
-            writer.ensure_started()
-            return
-    record(event)
+    if durable is None:
+        await _written_soon(_with_record_id(event))
+        return
+    try:
+        await durable.append(_with_record_id(event))
+    except asyncio.CancelledError:
+        record(event)  # the call is being torn down: keep the record all the same
+        raise
+    except Exception as error:
+        logger.warning("usage: the usage queue in Redis refused a record (%r); kept in this process", error)
+        record(event)
+    else:
+        writer.ensure_started()
+
+
+async def _written_soon(event: UsageEvent) -> None:
+    wait = float(getattr(settings, "GEMPROXY_USAGE_WAIT_SECONDS", 0.25))
+    if wait <= 0:
+        writer.put(event)
+        return
+    future = writer.put_and_wait(event)
+    if future is None:
+        return  # no writer thread: queued only
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            await asyncio.wrap_future(future)
 
 
 def flush() -> int:

@@ -214,6 +214,10 @@ GEMPROXY_USAGE_QUEUE = env_bool("GEMPROXY_USAGE_QUEUE", True)
 # Seconds after which a process takes over records another one read from that
 # queue and did not write (it died): longer than a slow database write.
 GEMPROXY_USAGE_CLAIM_SECONDS = env_float("GEMPROXY_USAGE_CLAIM_SECONDS", 30.0)
+# Embedded: how long a call's end waits for its usage record to be committed
+# (one transaction for all calls ending meanwhile), so that a SIGKILL loses
+# none; 0 keeps records up to GEMPROXY_USAGE_FLUSH_SECONDS in memory instead.
+GEMPROXY_USAGE_WAIT_SECONDS = env_float("GEMPROXY_USAGE_WAIT_SECONDS", 0.25)
 GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
 # Sign-in throttling of /admin/ and /me/: so many wrong passwords for one username
 # from one address lock it out there for so many seconds after the last one.

@@ -9,6 +9,7 @@ is in a Redis stream before its answer completes, and B writes A's.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
@@ -93,3 +94,43 @@ def test_usage_rows_equal_answered_calls_after_a_gateway_is_sigkilled_mid_load(
     rows = keyed_rows(postgres_database_url) - before
     # A call cut off by the kill may have been recorded before its answer was complete.
     assert total_answered <= rows <= total_answered + failed["a"], (rows, answered, failed)
+
+
+def test_embedded_usage_rows_equal_answered_calls_after_the_gateway_is_sigkilled(
+    tmp_path, upstream: ThreadedUpstream
+) -> None:
+    """One process, SQLite: each call's end waits (a few ms, shared) until its record is committed."""
+    install = Deployment(tmp_path, {"GEMPROXY_USAGE_FLUSH_SECONDS": "3"})
+    try:
+        key = install.proxy_key("solo")
+        gateway = install.start_gateway_with_agent("solo", install.executor_token("solo@x.org"), upstream.url)
+        counts = {"answered": 0, "failed": 0}
+        lock = threading.Lock()
+
+        def load(client_number: int) -> None:
+            client = sdk_client(gateway, key)
+            n = 0
+            while gateway.process.popen.poll() is None:
+                n += 1
+                try:
+                    client.models.generate_content(model="gemini-2.5-flash", contents=f"solo {client_number}-{n}")
+                except Exception:  # the SDK raises several kinds once the gateway is gone
+                    with lock:
+                        counts["failed"] += 1
+                    continue
+                with lock:
+                    counts["answered"] += 1
+
+        threads = [threading.Thread(target=load, args=(n,)) for n in range(CLIENTS_PER_GATEWAY)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: counts["answered"] >= ANSWERED_BY_A_BEFORE_KILL, 30, "calls answered")
+        gateway.process.kill()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        install.stop()
+    with sqlite3.connect(tmp_path / "gemproxy.sqlite3") as db:
+        (rows,) = db.execute("SELECT count(*) FROM accounts_usagerecord WHERE key_id IS NOT NULL").fetchone()
+
+    assert counts["answered"] <= rows <= counts["answered"] + counts["failed"], (rows, counts)
