@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from functools import cache
 
@@ -49,6 +50,8 @@ CHECK_SECONDS = 1.0
 GRACE_SECONDS = 2.5
 # Longer than any gap between a live stream's chunks; a slow first byte is retried, not lost.
 SILENCE_AFTER_OUTAGE_SECONDS = 10.0
+# Every waiting attempt asks each second: one EXISTS per process and half-second serves them all.
+ANSWER_REUSE_SECONDS = 0.5
 
 
 def process_key(prefix: str, process_id: str) -> str:
@@ -84,6 +87,7 @@ class RedisLiveness(Liveness):
         self.ttl = ttl
         self._announcer: asyncio.Task | None = None
         self._run_id: str | None = None
+        self._answers: dict[str, tuple[float, bool]] = {}  # process id -> (when asked, alive)
 
     def ensure_running(self) -> None:
         if self._announcer is None or self._announcer.done():
@@ -116,10 +120,18 @@ class RedisLiveness(Liveness):
     async def alive(self, process_id: str) -> bool | None:
         if not process_id or process_id == self.process_id:
             return True
+        now = time.monotonic()
+        asked = self._answers.get(process_id)
+        if asked is not None and now - asked[0] < ANSWER_REUSE_SECONDS:
+            return asked[1]
         try:
-            return bool(await self._redis.exists(process_key(self.prefix, process_id)))
+            alive = bool(await self._redis.exists(process_key(self.prefix, process_id)))
         except Exception:
             return None
+        if len(self._answers) > 1000:  # processes come and go over weeks
+            self._answers.clear()
+        self._answers[process_id] = (now, alive)
+        return alive
 
 
 class ProcessWatch:
