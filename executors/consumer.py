@@ -95,6 +95,32 @@ def _lost(attempt_id: str, message: str) -> dict:
     }
 
 
+# Clean-ups still running after their connection ended (a reference keeps each task alive).
+_leaving: set[asyncio.Task] = set()
+
+
+def _leave_later(connection_id: str) -> None:
+    """Unregister once Redis answers again, within the heartbeat timeout.
+
+    An entry left behind would look live until its deadline, and a Redis that
+    persists (AOF) brings it back after a restart: tasks would go to a
+    connection that is gone, and its busy slots would count as stuck.
+    """
+
+    async def retry() -> None:
+        clock = asyncio.get_running_loop()
+        give_up = clock.time() + settings.GEMPROXY_HEARTBEAT_TIMEOUT
+        while clock.time() < give_up:
+            await asyncio.sleep(REGISTRY_RETRY_SECONDS)
+            with contextlib.suppress(Exception):
+                await get_registry().unregister(connection_id)
+                return
+
+    task = asyncio.get_running_loop().create_task(retry())
+    _leaving.add(task)
+    task.add_done_callback(_leaving.discard)
+
+
 class ExecutorConsumer(AsyncWebsocketConsumer):
     account: ExecutorAccount | None = None
     info: ExecutorInfo | None = None
@@ -371,8 +397,9 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         try:
             await get_registry().unregister(info.connection_id)
         except Exception:
-            # Its deadline still runs out; the dispatchers must hear of the loss now regardless.
-            log.exception("executor %s could not leave the registry", info.executor_id)
+            # The dispatchers must hear of the loss now regardless; the entry goes as soon as Redis answers.
+            log.exception("executor %s could not leave the registry; retrying", info.executor_id)
+            _leave_later(info.connection_id)
         attempts, self.attempts = self.attempts, {}
         for attempt_id, attempt in attempts.items():
             with contextlib.suppress(Exception):
