@@ -284,6 +284,10 @@ class UsageRecord(models.Model):
         help_text="Calls this row stands for: 1, except for calls without a valid key, "
         "counted in one row per minute, outcome and method (model and IP are the first one's).",
     )
+    # Given when the call is recorded, so that a record delivered twice by the
+    # durable queue (a drainer that died after writing, before acknowledging)
+    # is written once. Empty for rows that count calls without a valid key.
+    record_id = models.CharField(max_length=32, null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

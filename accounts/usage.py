@@ -7,6 +7,13 @@ transaction. At a clean exit the rest of the queue is written (atexit).
 ``flush`` writes everything queued so far from the calling thread; tests use
 it, with the thread disabled (``GEMPROXY_USAGE_FLUSH_SECONDS = 0``).
 
+In distributed mode the relay calls ``arecord``: the record goes to a Redis
+stream (``accounts.usage_queue``) before the answer completes, and the same
+thread drains that stream, records of other processes (a killed one's) too.
+Every record carries a ``record_id``, unique in the table: one delivered
+twice is written once. Only when Redis cannot take it does a record wait in
+this process's memory, as in embedded mode.
+
 Every text field is made storable on the way in (``accounts.storable``), and
 one record the database still refuses never holds up the others: a refused
 batch is split until the refused record is alone, and only that one is
@@ -22,10 +29,15 @@ address as a sample.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
+import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -39,6 +51,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.storable import storable
+from accounts.usage_queue import get_usage_queue
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +97,7 @@ class UsageEvent:
     client_ip: str = ""
     created_at: datetime = field(default_factory=timezone.now)
     calls: int = 1  # more than 1 only for the rows that count calls without a valid key
+    record_id: str = ""  # given by record/arecord; "" for the rows that count calls without a valid key
 
     @property
     def total_tokens(self) -> int:
@@ -105,6 +119,10 @@ class UsageWriter:
         self.written = 0
         self.dropped = 0
         self.lost = 0
+        self._queue_failing = False  # the durable queue's outage is logged once
+        # Futures of callers waiting for their event to be written (put_and_wait).
+        self._waiters: list[concurrent.futures.Future] = []
+        self._waiters_lock = threading.Lock()
 
     def put(self, event: UsageEvent) -> None:
         self._queue.put(event)
@@ -112,6 +130,28 @@ class UsageWriter:
             self._start()
         elif self._queue.qsize() >= BATCH_SIZE:
             self._wake.set()
+
+    def put_and_wait(self, event: UsageEvent) -> concurrent.futures.Future | None:
+        """Queue the event and wake the thread at once; the future is done once a write that took it ended.
+
+        None when there is no thread (tests, or the writer is off): then it is only queued.
+        """
+        if self._thread is None:
+            self._start()
+        if self._thread is None:
+            self.put(event)
+            return None
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._waiters_lock:
+            self._queue.put(event)
+            self._waiters.append(future)
+        self._wake.set()
+        return future
+
+    def ensure_started(self) -> None:
+        """Start the writer thread if it is not running (it drains the durable queue too)."""
+        if self._thread is None:
+            self._start()
 
     def _start(self) -> None:
         interval = float(getattr(settings, "GEMPROXY_USAGE_FLUSH_SECONDS", 1.0))
@@ -125,14 +165,25 @@ class UsageWriter:
                 atexit.register(self.close)
 
     def _run(self, interval: float) -> None:
+        cleaned = time.monotonic()
         while not self._closing:
             self._wake.wait(interval)
             self._wake.clear()
-            close_old_connections()
+            # Every event of these waiters is queued already: this flush takes them.
+            with self._waiters_lock:
+                waiters, self._waiters = self._waiters, []
+            if time.monotonic() - cleaned >= interval:
+                # Not on every wake-up: with SQLite's CONN_MAX_AGE of 0 this reconnects,
+                # which cost a waiting call 50 ms (bench_relay, 1 client).
+                cleaned = time.monotonic()
+                close_old_connections()
             try:
                 self.flush()
             except Exception:
                 logger.exception("usage writer: flush failed")
+            for waiter in waiters:  # written, or held back if the database is away: the wait is over either way
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    waiter.set_result(None)
         connections.close_all()  # this thread's own
 
     @property
@@ -163,7 +214,44 @@ class UsageWriter:
                 except DatabaseUnreachable as unreachable:
                     self._hold_back(unreachable.unwritten)
                     return written
+            written += self._drain_durable_queue()
         return written
+
+    def _drain_durable_queue(self) -> int:
+        """Write what the Redis stream holds, in batches; an entry is forgotten only once written (or refused)."""
+        from redis.exceptions import RedisError
+
+        durable = get_usage_queue()
+        if durable is None:
+            return 0
+        written = 0
+        try:
+            while taken := durable.take(BATCH_SIZE):
+                events = [event for _, event in taken if event is not None]
+                try:
+                    written += self._write_or_split(events) if events else 0
+                except DatabaseUnreachable:
+                    return written  # still pending in the stream: taken again next round
+                durable.done([entry_id for entry_id, _ in taken])
+                if len(taken) < BATCH_SIZE:
+                    break
+        except RedisError as error:
+            if not self._queue_failing:
+                self._queue_failing = True
+                logger.warning("usage writer: the usage queue in Redis is unreachable (%r); retrying", error)
+            return written
+        if self._queue_failing:
+            self._queue_failing = False
+            logger.warning("usage writer: the usage queue in Redis answers again")
+        return written
+
+    def depth(self) -> int:
+        """Records waiting to be written: in this process, and in the durable queue (all processes')."""
+        waiting = self.held_back + self._queue.qsize()
+        durable = get_usage_queue()
+        if durable is not None:
+            waiting += durable.depth()
+        return waiting
 
     def _write_or_split(self, batch: list[UsageEvent]) -> int:
         """Write ``batch``; halve a part the database refuses until the refused events stand alone."""
@@ -282,8 +370,16 @@ def _fit(event: UsageEvent) -> UsageEvent:
     return event
 
 
+def _value(event: UsageEvent, name: str, adapt_datetime):
+    if name == "created_at":
+        return adapt_datetime(event.created_at)
+    if name == "record_id":
+        return event.record_id or None  # unique: the rows without one are NULL, not ""
+    return getattr(event, name)
+
+
 def _row(event: UsageEvent, columns: list[str], adapt_datetime) -> tuple:
-    return tuple(adapt_datetime(event.created_at) if name == "created_at" else getattr(event, name) for name in columns)
+    return tuple(_value(event, name, adapt_datetime) for name in columns)
 
 
 def _anonymous_groups(events: list[UsageEvent]) -> list[UsageEvent]:
@@ -294,7 +390,7 @@ def _anonymous_groups(events: list[UsageEvent]) -> list[UsageEvent]:
         group = (minute, event.outcome, event.method, event.status_code, event.streamed)
         total = groups.get(group)
         if total is None:
-            groups[group] = replace(event, created_at=minute, user_id=None, ttfb_ms=None, attempts=0)
+            groups[group] = replace(event, created_at=minute, user_id=None, ttfb_ms=None, attempts=0, record_id="")
             continue
         total.calls += event.calls
         for name in ANONYMOUS_SUMS:
@@ -345,6 +441,9 @@ def write_batch(events: list[UsageEvent]) -> None:
     ``executemany`` on plain tuples rather than ``bulk_create``: building 500
     model instances costs the writer thread tens of milliseconds holding the
     GIL, time taken from the event loop serving requests.
+
+    A record whose ``record_id`` the table already holds (delivered twice by
+    the durable queue) is left out, from the rows and from the rollup.
     """
     from accounts.models import UsageRecord
     from accounts.rollup import add_to_rollup
@@ -357,9 +456,13 @@ def write_batch(events: list[UsageEvent]) -> None:
         f"INSERT INTO {quote(UsageRecord._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
-    keyed = [_fit(event) for event in events if event.key_id is not None]
+    if connection.vendor in ("postgresql", "sqlite"):
+        # Two drainers racing for one entry (one stuck past the claim time) must not fail a batch.
+        sql += f" ON CONFLICT ({quote('record_id')}) DO NOTHING"
+    keyed = [_fit(event) for event in _once(events) if event.key_id is not None]
     anonymous = _anonymous_groups([event for event in events if event.key_id is None])
     with transaction.atomic(using=connection.alias):
+        keyed = _not_yet_written(keyed, connection.alias)
         new = keyed + [total for total in anonymous if not _add_to_anonymous_row(total)]
         if new:
             adapt = connection.ops.adapt_datetimefield_value
@@ -368,12 +471,80 @@ def write_batch(events: list[UsageEvent]) -> None:
         add_to_rollup(keyed + anonymous)
 
 
+def _once(events: list[UsageEvent]) -> list[UsageEvent]:
+    """The events with each record id once: an XADD retried on a broken connection may have run twice."""
+    seen: set[str] = set()
+    unique = []
+    for event in events:
+        if event.record_id:
+            if event.record_id in seen:
+                continue
+            seen.add(event.record_id)
+        unique.append(event)
+    return unique
+
+
+def _not_yet_written(events: list[UsageEvent], alias: str) -> list[UsageEvent]:
+    from accounts.models import UsageRecord
+
+    ids = [event.record_id for event in events if event.record_id]
+    if not ids:
+        return events
+    present = set(UsageRecord.objects.using(alias).filter(record_id__in=ids).values_list("record_id", flat=True))
+    return [event for event in events if event.record_id not in present]
+
+
 writer = UsageWriter()
 
 
+def _with_record_id(event: UsageEvent) -> UsageEvent:
+    if not event.record_id:
+        event.record_id = uuid.uuid4().hex
+    return event
+
+
 def record(event: UsageEvent) -> None:
-    """Queue the record; never blocks the caller."""
-    writer.put(event)
+    """Queue the record in this process; never blocks the caller."""
+    writer.put(_with_record_id(event))
+
+
+async def arecord(event: UsageEvent) -> None:
+    """Make the record durable before the caller's answer completes; never raises.
+
+    Distributed: one XADD, well under a millisecond on a local Redis; if Redis
+    cannot take it, the record waits in this process as ``record`` would have it.
+    Embedded: the writer thread is woken and the call waits until the batch that
+    took its record is written, at most ``GEMPROXY_USAGE_WAIT_SECONDS`` (0: no
+    wait, records then wait up to a second in memory). Concurrent calls share
+    one transaction.
+    """
+    durable = get_usage_queue()
+    if durable is None:
+        await _written_soon(_with_record_id(event))
+        return
+    try:
+        await durable.append(_with_record_id(event))
+    except asyncio.CancelledError:
+        record(event)  # the call is being torn down: keep the record all the same
+        raise
+    except Exception as error:
+        logger.warning("usage: the usage queue in Redis refused a record (%r); kept in this process", error)
+        record(event)
+    else:
+        writer.ensure_started()
+
+
+async def _written_soon(event: UsageEvent) -> None:
+    wait = float(getattr(settings, "GEMPROXY_USAGE_WAIT_SECONDS", 0.25))
+    if wait <= 0:
+        writer.put(event)
+        return
+    future = writer.put_and_wait(event)
+    if future is None:
+        return  # no writer thread: queued only
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait):
+            await asyncio.wrap_future(future)
 
 
 def flush() -> int:

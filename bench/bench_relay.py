@@ -14,6 +14,10 @@ headless executor, and measures with an aiohttp client:
 
 With each relayed run it reports the CPU time the gateway and the executor
 spent per call (user + system, from /proc), the figure that limits throughput.
+
+``--redis URL`` runs the gateway distributed (channel layer, registry, counters
+and the usage queue in that Redis, under a prefix of its own); set
+``GEMPROXY_USAGE_QUEUE=false`` in the environment for the A/B of the usage queue.
 """
 
 from __future__ import annotations
@@ -154,7 +158,10 @@ def report(name: str, values: list[float]) -> dict:
 
 async def measure(args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="gemproxy-bench-"))
-    deployment = Deployment(tmp, {"GEMPROXY_DISPATCH_WAIT": "30", "LOG_LEVEL": "WARNING"})
+    extra = {"GEMPROXY_DISPATCH_WAIT": "30", "LOG_LEVEL": "WARNING"}
+    if args.redis:
+        extra |= {"REDIS_URL": args.redis, "GEMPROXY_REDIS_PREFIX": f"bench:{os.getpid()}:{time.time_ns()}:"}
+    deployment = Deployment(tmp, extra)
     results: dict = {"machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"}
     try:
         upstream_port, ticks_port = free_port(), free_port()
@@ -222,6 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--redis", default="", help="run distributed on this Redis (a key prefix of its own)")
     parser.add_argument("--serve-ticks", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_ticks:

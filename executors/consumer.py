@@ -22,6 +22,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from executors import protocol
+from executors.liveness import get_liveness
 from executors.models import ExecutorAccount
 from executors.registry import ExecutorInfo, get_registry
 
@@ -109,6 +110,32 @@ def _lost(attempt_id: str, message: str) -> dict:
     }
 
 
+# Clean-ups still running after their connection ended (a reference keeps each task alive).
+_leaving: set[asyncio.Task] = set()
+
+
+def _leave_later(connection_id: str) -> None:
+    """Unregister once Redis answers again, within the heartbeat timeout.
+
+    An entry left behind would look live until its deadline, and a Redis that
+    persists (AOF) brings it back after a restart: tasks would go to a
+    connection that is gone, and its busy slots would count as stuck.
+    """
+
+    async def retry() -> None:
+        clock = asyncio.get_running_loop()
+        give_up = clock.time() + settings.GEMPROXY_HEARTBEAT_TIMEOUT
+        while clock.time() < give_up:
+            await asyncio.sleep(REGISTRY_RETRY_SECONDS)
+            with contextlib.suppress(Exception):
+                await get_registry().unregister(connection_id)
+                return
+
+    task = asyncio.get_running_loop().create_task(retry())
+    _leaving.add(task)
+    task.add_done_callback(_leaving.discard)
+
+
 class ExecutorConsumer(AsyncWebsocketConsumer):
     account: ExecutorAccount | None = None
     info: ExecutorInfo | None = None
@@ -172,6 +199,9 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         if frame is None or frame["type"] != "hello":
             raise protocol.ProtocolViolation("the first frame must be hello")
         assert self.account is not None
+        liveness = get_liveness()
+        # Other processes' dispatchers know this process lives only while it says so.
+        liveness.ensure_running()
         self.info = ExecutorInfo(
             connection_id=uuid.uuid4().hex,
             executor_id=frame["executor_id"],
@@ -182,6 +212,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             max_concurrency=min(MAX_CONCURRENCY, frame["max_concurrency"]),
             connected_at=time.time(),
             features=tuple(frame.get("features", ())),
+            process_id=liveness.process_id,
         )
         await get_registry().register(self.info, time.time() + settings.GEMPROXY_HEARTBEAT_TIMEOUT)
         welcome: protocol.Welcome = {
@@ -425,8 +456,9 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         try:
             await get_registry().unregister(info.connection_id)
         except Exception:
-            # Its deadline still runs out; the dispatchers must hear of the loss now regardless.
-            log.exception("executor %s could not leave the registry", info.executor_id)
+            # The dispatchers must hear of the loss now regardless; the entry goes as soon as Redis answers.
+            log.exception("executor %s could not leave the registry; retrying", info.executor_id)
+            _leave_later(info.connection_id)
         attempts, self.attempts = self.attempts, {}
         for attempt_id, attempt in attempts.items():
             with contextlib.suppress(Exception):

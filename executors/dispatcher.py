@@ -25,6 +25,7 @@ from django.conf import settings
 
 from executors import protocol
 from executors.cooldown import READ_LIMIT, upstream_delay
+from executors.liveness import ProcessWatch, watch_process
 from executors.registry import Choice, Lease, get_registry
 from executors.reply import ReplyChannel
 
@@ -186,6 +187,9 @@ class Exchange:
         self.attempt_id = ""
         self._body: bytes | StoredBody = task.body
         self.finished = False
+        # The attempt's watch on its executor's gateway process and on Redis outages
+        # (executors.liveness); None in embedded mode.
+        self._watch: ProcessWatch | None = None
         self._pieces: list[bytes] = []
         self._next_seq = 0
         loop = asyncio.get_running_loop()
@@ -337,6 +341,7 @@ class Exchange:
         self.lease, self.attempt_id, self.account_label = lease, uuid.uuid4().hex, lease.account_label
         self.account_id = lease.account_id
         self.attempts += 1
+        self._watch = watch_process(lease.process_id, self._loop.time)
         self.finished, self._pieces, self._next_seq = False, [], 0
         message = {
             "type": "executor.task",
@@ -412,7 +417,7 @@ class Exchange:
         """The next frame of the current attempt; late frames of earlier attempts are dropped."""
         while True:
             remaining_total = self._deadline - self._loop.time()
-            message = await self.reply.next(min(seconds, remaining_total))
+            message = await self._next_message(min(seconds, remaining_total))
             if message is None:
                 if remaining_total <= seconds:
                     raise _deadline_exceeded("The request took longer than the gateway's total time limit.")
@@ -422,6 +427,31 @@ class Exchange:
                 raise _malformed()
             if frame.get("id") == self.attempt_id:
                 return frame
+
+    async def _next_message(self, seconds: float) -> dict | None:
+        """The next message within ``seconds``, or None; raises once the serving process is dead or the answer lost.
+
+        Waits in slices between liveness checks, never cancelling the receive (see executors.reply).
+        """
+        give_up = self._loop.time() + seconds
+        while True:
+            remaining = give_up - self._loop.time()
+            watch = self._watch
+            message = await self.reply.next(remaining if watch is None else min(remaining, watch.due()))
+            if message is not None:
+                if watch is not None:
+                    watch.heard()
+                return message
+            if self._loop.time() >= give_up:
+                return None
+            if watch is None:
+                continue
+            if await watch.dead():
+                raise _unavailable(
+                    "The gateway process holding the executor's connection stopped; try again.", "executor_lost"
+                )
+            if watch.lost_in_outage():
+                raise _unavailable("The executor's answer was lost while Redis restarted; try again.", "executor_lost")
 
     async def _abandon(self) -> None:
         lease, self.lease = self.lease, None

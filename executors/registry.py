@@ -39,6 +39,9 @@ class ExecutorInfo:
     connected_at: float
     # What the executor announced in its hello (protocol.FEATURES); older ones announce nothing.
     features: tuple[str, ...] = ()
+    # The gateway process holding the connection (executors.liveness): its
+    # death ends the connection without a word to the other processes.
+    process_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Lease:
     channel_name: str
     account_id: int
     account_label: str
+    process_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -259,7 +263,27 @@ for _, id in ipairs(expired) do
 end
 """
 
-# KEYS: executors hash, deadlines zset, in-flight hash, turn counter, cooldowns hash.
+# KEYS[6]: the prefix of processes' liveness keys (executors.liveness).
+# ``live_entry`` is an executor's entry, or nil if it is gone or its gateway
+# process is (its liveness key expired): the entry stays, for a process that
+# was only slow, until its deadline prunes it.
+_LIVE_ENTRY = """
+local process_prefix = KEYS[6]
+local process_alive = {}
+local function live_entry(executors, id)
+  local raw = redis.call('HGET', executors, id)
+  if not raw then return nil end
+  local process = cjson.decode(raw).process_id
+  if type(process) ~= 'string' or process == '' then return raw end
+  if process_alive[process] == nil then
+    process_alive[process] = redis.call('EXISTS', process_prefix .. process) == 1
+  end
+  if process_alive[process] then return raw end
+  return nil
+end
+"""
+
+# KEYS: executors hash, deadlines zset, in-flight hash, turn counter, cooldowns hash, process prefix.
 # ARGV: now, model, allowed accounts (JSON array, or "" for any), preferred
 # accounts (JSON array), features needed (JSON array), excluded ids...
 # Answers {kind, chosen executor or "", earliest cooldown end or ""}, kind being
@@ -269,6 +293,7 @@ end
 # one past its end is ignored (and pruned by _COOLDOWNS).
 _CHOOSE = (
     _PRUNE
+    + _LIVE_ENTRY
     + """local model = ARGV[2]
 local function set_of(text)
   local found = {}
@@ -309,7 +334,7 @@ local function cooling_end(account)
 end
 local tied, fewest, usable, earliest, seen = {}, nil, false, nil, false
 for _, id in ipairs(ids) do
-  local raw = redis.call('HGET', KEYS[1], id)
+  local raw = live_entry(KEYS[1], id)
   local info = raw and cjson.decode(raw)
   if info and able(info) then
     seen = true
@@ -385,7 +410,9 @@ class RedisRegistry(Registry):
     # while every executor is busy, and 50 ms is well under a model's latency.
     POLL_SECONDS = 0.05
 
-    def __init__(self, url: str, prefix: str = "gemproxy:registry:", timeout: float = 2.0) -> None:
+    def __init__(
+        self, url: str, prefix: str = "gemproxy:registry:", timeout: float = 2.0, process_prefix: str | None = None
+    ) -> None:
         import redis.asyncio as redis
 
         from gemproxy_site.redis_options import async_client_options
@@ -399,6 +426,8 @@ class RedisRegistry(Registry):
         self._in_flight = prefix + "in_flight"
         self._turn = prefix + "turn"
         self._cooldowns = prefix + "cooldowns"
+        # Where executors.liveness keeps each process's key: the install's prefix + "process:".
+        self._process_prefix = process_prefix or prefix.removesuffix("registry:") + "process:"
         self._choose = self._redis.register_script(_CHOOSE)
         self._list_cooldowns = self._redis.register_script(_COOLDOWNS)
         self._release = self._redis.register_script(_RELEASE)
@@ -434,7 +463,7 @@ class RedisRegistry(Registry):
         prefer: frozenset[int] = frozenset(),
         features: frozenset[str] = frozenset(),
     ) -> Choice:
-        keys = [self._executors, self._deadlines, self._in_flight, self._turn, self._cooldowns]
+        keys = [self._executors, self._deadlines, self._in_flight, self._turn, self._cooldowns, self._process_prefix]
         args: list[str | float] = [
             time.time(),
             model,
@@ -448,7 +477,13 @@ class RedisRegistry(Registry):
         if kind != b"lease":
             return Choice(None, cooling_until, all_cooling=kind == b"cooling", absent=kind == b"absent")
         info = json.loads(raw)
-        lease = Lease(info["connection_id"], info["channel_name"], info["account_id"], info["account_label"])
+        lease = Lease(
+            info["connection_id"],
+            info["channel_name"],
+            info["account_id"],
+            info["account_label"],
+            info.get("process_id", ""),
+        )
         return Choice(lease, cooling_until)
 
     async def release(self, lease: Lease) -> None:
@@ -484,7 +519,19 @@ class RedisRegistry(Registry):
             deadline = deadline_of.get(key.decode())
             if deadline is not None and deadline >= now:  # one without a deadline was never fully registered
                 rows.append(_snapshot_row(json.loads(raw), int(in_flight.get(key, 0)), deadline))
-        return rows
+        return await self._of_live_processes(rows)
+
+    async def _of_live_processes(self, rows: list[dict]) -> list[dict]:
+        """The rows whose gateway process lives, as ``choose`` sees them."""
+        processes = sorted({row.get("process_id") or "" for row in rows} - {""})
+        if not processes:
+            return rows
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for process in processes:
+                pipe.exists(self._process_prefix + process)
+            found = await pipe.execute()
+        dead = {process for process, exists in zip(processes, found, strict=True) if not exists}
+        return [row for row in rows if (row.get("process_id") or "") not in dead]
 
 
 def _snapshot_row(info: dict, in_flight: int, deadline: float) -> dict:
@@ -498,6 +545,9 @@ def get_registry() -> Registry:
     registry_class = import_string(settings.GEMPROXY_REGISTRY)
     if registry_class is RedisRegistry:
         return RedisRegistry(
-            settings.REDIS_URL, prefix=settings.REDIS_PREFIX + "registry:", timeout=settings.GEMPROXY_REDIS_TIMEOUT
+            settings.REDIS_URL,
+            prefix=settings.REDIS_PREFIX + "registry:",
+            timeout=settings.GEMPROXY_REDIS_TIMEOUT,
+            process_prefix=settings.REDIS_PREFIX + "process:",
         )
     return registry_class()

@@ -286,7 +286,7 @@ class Relay:
             event.latency_ms = int((time.monotonic() - self.started) * 1000)
             if self.admission is not None:
                 await self.admission.settle(event.total_tokens)
-            usage.record(event)
+            await usage.arecord(event)  # durable before the answer completes
             metrics.count_call(
                 event.method,
                 event.outcome,

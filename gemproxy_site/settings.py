@@ -248,6 +248,11 @@ GEMPROXY_COOLDOWN = env_float("GEMPROXY_COOLDOWN", 60.0)
 # the deadline is generous because browsers delay even message handlers there.
 GEMPROXY_HEARTBEAT_INTERVAL = env_float("GEMPROXY_HEARTBEAT_INTERVAL", 15.0)
 GEMPROXY_HEARTBEAT_TIMEOUT = env_float("GEMPROXY_HEARTBEAT_TIMEOUT", 60.0)
+# Seconds a gateway process may go without refreshing its liveness key in
+# Redis (every second) before the others treat it as dead: its executors are
+# no longer chosen, and calls they serve end (before the first byte: retried
+# elsewhere). A GC pause or an overloaded machine must stay under it.
+GEMPROXY_PROCESS_TTL = env_float("GEMPROXY_PROCESS_TTL", 10.0)
 # Seconds a proxy key's lookup is trusted before asking the database again,
 # which is also how long a revocation takes to reach every gateway process.
 GEMPROXY_AUTH_CACHE_SECONDS = env_float("GEMPROXY_AUTH_CACHE_SECONDS", 5.0)
@@ -260,6 +265,16 @@ GEMPROXY_TOKEN_ESTIMATE_MAX = env_int("GEMPROXY_TOKEN_ESTIMATE_MAX", 4096)
 # The admin's table (gateway.models.ModelAlias) adds to these and wins over them.
 GEMPROXY_MODEL_ALIASES = parse_aliases(env_str("GEMPROXY_MODEL_ALIASES", ""))
 GEMPROXY_USAGE_FLUSH_SECONDS = env_float("GEMPROXY_USAGE_FLUSH_SECONDS", 1.0)
+# With REDIS_URL, each call's usage record goes to a Redis stream before its
+# answer completes, so a killed process loses none (accounts.usage_queue).
+GEMPROXY_USAGE_QUEUE = env_bool("GEMPROXY_USAGE_QUEUE", True)
+# Seconds after which a process takes over records another one read from that
+# queue and did not write (it died): longer than a slow database write.
+GEMPROXY_USAGE_CLAIM_SECONDS = env_float("GEMPROXY_USAGE_CLAIM_SECONDS", 30.0)
+# Embedded: how long a call's end waits for its usage record to be committed
+# (one transaction for all calls ending meanwhile), so that a SIGKILL loses
+# none; 0 keeps records up to GEMPROXY_USAGE_FLUSH_SECONDS in memory instead.
+GEMPROXY_USAGE_WAIT_SECONDS = env_float("GEMPROXY_USAGE_WAIT_SECONDS", 0.25)
 GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
 # Sign-in throttling of /admin/ and /me/: so many wrong passwords for one username
 # from one address lock it out there for so many seconds after the last one.

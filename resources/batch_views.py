@@ -88,7 +88,7 @@ async def _handled(
         event.latency_ms = int((time.monotonic() - started) * 1000)
         if admission is not None:
             await admission.settle(event.total_tokens)
-        usage.record(event)
+        await usage.arecord(event)
 
 
 def _operation_of(answer: upstream.UpstreamAnswer) -> dict:

@@ -196,4 +196,4 @@ async def create_cached_content(request: HttpRequest, version: str) -> HttpRespo
         event.latency_ms = int((time.monotonic() - started) * 1000)
         if admission is not None:
             await admission.settle(0)
-        usage.record(event)
+        await usage.arecord(event)

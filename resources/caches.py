@@ -269,7 +269,7 @@ async def _ensure_placement(cache: CachedContent, account_id: int) -> Placement:
             raise absent(cache.name)
         started = time.monotonic()
         placement, account_label = await _create_upstream(cache, account_id, frozenset({account_id}))
-        usage.record(
+        await usage.arecord(
             UsageEvent(
                 outcome="ok",
                 method="cachedContents.recreate",

@@ -148,19 +148,19 @@ async def download(request: HttpRequest, version: str, file_id: str) -> HttpResp
         stored = await database_sync_to_async(_owned_file)(key.user_id, file_id)
         if stored.source != "UPLOADED":
             event.status_code = 200
-            usage.record(event)
+            await usage.arecord(event)
             return mark_api_answer(await generated.relay_download(request, stored))
         if request.GET.get("alt") != "media":
             raise invalid_argument("Download the bytes of a file with alt=media.")
         handle = await storage.aopen(stored.storage_name)
     except ApiError as error:
         event.outcome, event.status_code = error.outcome, error.http_status
-        usage.record(event)
+        await usage.arecord(event)
         return mark_api_answer(error.response())
     except Exception:
         log.exception("files.download of %r failed in the gateway", file_id)
         event.outcome, event.status_code = "gateway_error", 500
-        usage.record(event)
+        await usage.arecord(event)
         return mark_api_answer(internal_error().response())
 
     async def content():
@@ -174,7 +174,7 @@ async def download(request: HttpRequest, version: str, file_id: str) -> HttpResp
         finally:
             event.status_code = 200
             event.latency_ms = int((time.monotonic() - started) * 1000)
-            usage.record(event)
+            await usage.arecord(event)
 
     media_type = stored.mime_type.split(";")[0] or "application/octet-stream"
     response = StreamingHttpResponse(content(), content_type=media_type)

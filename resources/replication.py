@@ -125,7 +125,7 @@ async def _upload(account_id: int, stored: StoredFile) -> Placement:
         raise
     finally:
         event.latency_ms = int((time.monotonic() - started) * 1000)
-        usage.record(event)
+        await usage.arecord(event)
     return placement
 
 

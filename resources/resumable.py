@@ -178,7 +178,7 @@ async def _finalize(call: UploadCall, version: str, session: UploadSession) -> H
         await asyncio.to_thread(storage.delete, whole.storage_name)
         raise upload_error(not_found("This upload was already finalized."), "final")
     await asyncio.to_thread(_delete_all, names)
-    call.record(200, request_bytes=whole.size)
+    await call.record(200, request_bytes=whole.size)
     return file_answer(call.request, version, stored, "final")
 
 

@@ -107,20 +107,20 @@ class UploadCall:
         await admission.settle(0)
         return key
 
-    def record(self, status: int, outcome: str = "ok", request_bytes: int = 0) -> None:
+    async def record(self, status: int, outcome: str = "ok", request_bytes: int = 0) -> None:
         self.event.status_code, self.event.outcome = status, outcome
         self.event.request_bytes = request_bytes
         self.event.latency_ms = int((time.monotonic() - self.started) * 1000)
-        usage.record(self.event)
+        await usage.arecord(self.event)  # durable before the answer completes, as for every call
 
     async def run(self, work: Callable[[], Awaitable[HttpResponse]]) -> HttpResponse:
         try:
             response = await work()
         except ApiError as error:
-            self.record(error.http_status, error.outcome, self.event.request_bytes)
+            await self.record(error.http_status, error.outcome, self.event.request_bytes)
             raise
         except asyncio.CancelledError:
-            self.record(499, "client_cancelled", self.event.request_bytes)
+            await self.record(499, "client_cancelled", self.event.request_bytes)
             raise
         return response
 

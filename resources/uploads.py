@@ -183,6 +183,6 @@ async def _store_whole(
     except BaseException:
         await asyncio.to_thread(storage.delete, written.storage_name)
         raise
-    call.record(200, request_bytes=written.size)
+    await call.record(200, request_bytes=written.size)
     # One request carried it all: the answer is the finished upload's.
     return file_answer(call.request, version, stored, "final")

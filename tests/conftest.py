@@ -141,11 +141,14 @@ def usage_written_on_flush(settings) -> Iterator[None]:
     test's transaction.
     """
     from accounts import usage
+    from accounts.usage_queue import get_usage_queue
 
     settings.GEMPROXY_USAGE_FLUSH_SECONDS = 0
+    get_usage_queue.cache_clear()  # each test's own settings decide if there is a durable queue
     usage.discard_pending()
     yield
     usage.discard_pending()
+    get_usage_queue.cache_clear()
 
 
 TEST_POSTGRES_URL = os.environ.get("GEMPROXY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -13,7 +13,8 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from executors.standin.files import file_references
+from executors.standin.errors import GoogleError
+from executors.standin.files import FileStore, file_references
 from tests.fake_upstream import FakeUpstream
 
 MODEL = "gemini-2.5-flash"
@@ -155,3 +156,13 @@ def test_file_references_are_found_at_any_depth_in_both_cases() -> None:
     }
 
     assert sorted(file_references(body)) == ["files/a", "files/b", "files/c"]
+
+
+async def test_a_public_url_in_file_data_is_not_a_files_api_reference() -> None:
+    # Google fetches a public https URL (or a YouTube one) itself; only files/{id} names a Files API file.
+    store = FileStore()
+    body = {"contents": [{"parts": [{"fileData": {"fileUri": "https://example.com/cat.png"}}]}]}
+
+    assert store.check_references(body, "any-key") == []
+    with pytest.raises(GoogleError):
+        store.check_references({"fileData": {"fileUri": "files/nosuchfile"}}, "any-key")

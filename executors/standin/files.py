@@ -45,6 +45,8 @@ CHUNK_GRANULARITY = 8 * 1024 * 1024
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 # The tail of a file reference, whether "files/abc" or "https://host/v1beta/files/abc".
 _FILE_REFERENCE = re.compile(r"(?:^|/)files/([^/?#]*)$")
+# What names a Files API file: "files/{id}", or a uri whose path is /{version}/files/{id}.
+_FILES_API_URI = re.compile(r"^files/[^/?#]*$|^[a-z]+://[^/]+/v1(?:beta|alpha)?/files/[^/?#]*$")
 _FILE_ID = re.compile(r"[a-z0-9-]{1,40}")
 # A hostile body nested deeper than this is not walked further (Google limits nesting to 100 too).
 _MAX_DEPTH = 100
@@ -160,6 +162,8 @@ class FileStore:
         """Every file a request body refers to (``fileData.fileUri`` at any depth), checked as Google does."""
         found = []
         for uri in file_references(body):
+            if not _FILES_API_URI.search(uri):
+                continue  # any other URL (public https, YouTube) Google fetches itself: not a Files API file
             stand_in_file = self.owned(uri, api_key)
             if need_active and stand_in_file.state != "ACTIVE":
                 raise FailedPrecondition(

@@ -58,7 +58,9 @@ def dechunked(content: bytes) -> bytes:
         ("/v1beta/models/gemini-%C3%BC:generateContent", 400),
         ("/v1beta/models/gemini-2.5-flash:generateContent?alt=json&alt=sse", 400),
         ("/v1beta/models/gemini-2.5-flash:generateContent?" + "&".join(f"p{i}=1" for i in range(1001)), 400),
-        ("/upload/v1beta/files", 404),
+        # A real route now: without an upload protocol it is Google's 400, not a 404.
+        ("/upload/v1beta/files", 400),
+        ("/upload/v1beta/files/x", 404),
         ("/v1beta", 404),
         ("//v1beta/models", 404),
         ("/v1beta/models%0a", 404),
