@@ -266,3 +266,18 @@ def tokens_spent(operation: dict) -> dict[str, int]:
             if isinstance(value, int | str) and str(value).isdigit() and len(str(value)) < 12:
                 spent[name] += int(value)
     return spent
+
+
+def delete_expired() -> int:
+    """Delete the batches past their expiry, and their placements; how many batches went.
+
+    Google forgets a batch and its results by itself after the same lifetime,
+    so nothing is called upstream. A responses file the batch wrote is a
+    ``StoredFile`` with its own expiry: the files' sweep removes it. For the
+    sweep (``resources.sweep``).
+    """
+    with _atomic():
+        expired = list(Batch.objects.filter(expires_at__lte=timezone.now()).values_list("id", flat=True))
+        Placement.objects.filter(kind=BATCH_KIND, resource_id__in=expired).delete()
+        Batch.objects.filter(id__in=expired).delete()
+    return len(expired)

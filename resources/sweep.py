@@ -10,6 +10,9 @@ One pass (``sweep``):
    placement: Google drops the copy itself at its expiry.
 3. Every expired cached content is deleted with its placements (its copies
    end upstream at the same moment, ``resources.caches.delete_expired``).
+4. Every expired batch is deleted with its placements (Google forgets it
+   after the same lifetime, ``resources.batches.delete_expired``); the
+   responses files it wrote are files with their own expiry (step 1).
 
 Several processes may sweep at once: each row is claimed by the DELETE that
 removes it, and only the process whose DELETE removed it does the rest.
@@ -30,7 +33,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from executors.dispatcher import DispatchError
-from resources import caches, storage, upstream
+from resources import batches, caches, storage, upstream
 from resources.models import Kind, Placement, StoredFile, UploadPart
 
 log = logging.getLogger(__name__)
@@ -44,12 +47,14 @@ class SweepReport:
     copies_deleted: int = 0
     copies_forgotten: int = 0
     caches: int = 0
+    batches: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.files} expired file(s) removed, {self.copies_deleted} upstream copy(ies) deleted, "
             f"{self.copies_forgotten} placement(s) dropped without an upstream delete, "
-            f"{self.caches} expired cached content(s) removed"
+            f"{self.caches} expired cached content(s) removed, "
+            f"{self.batches} expired batch(es) removed"
         )
 
 
@@ -103,6 +108,7 @@ async def sweep(now: datetime | None = None) -> SweepReport:
             else:
                 report.copies_forgotten += 1
     report.caches = await database_sync_to_async(caches.delete_expired)()
+    report.batches = await database_sync_to_async(batches.delete_expired)()
     return report
 
 
@@ -130,7 +136,7 @@ async def _every(interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             report = await sweep()
-            if report.files or report.copies_deleted or report.copies_forgotten:
+            if report.files or report.copies_deleted or report.copies_forgotten or report.caches or report.batches:
                 log.info("files sweep: %s", report)
         except Exception:
             # A database or storage outage must not end the sweeping for good.

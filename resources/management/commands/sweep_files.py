@@ -9,7 +9,7 @@ from resources.sweep import sweep
 
 
 class Command(BaseCommand):
-    help = "Delete expired files (bytes, rows, upstream copies), abandoned uploads and expired cached contents."
+    help = "Delete expired files (bytes, rows, upstream copies), abandoned uploads, expired caches and batches."
 
     def handle(self, *args, **options) -> None:
         report = async_to_sync(sweep)()
