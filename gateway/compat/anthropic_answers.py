@@ -42,6 +42,7 @@ from typing import Any
 from gateway.compat import gemini_answer as gemini
 from gateway.compat.anthropic_errors import error_body
 from gateway.compat.body_fields import compact_json
+from gateway.compat.surface import UnaryTranslator
 
 EMPTY_THINKING = {"type": "thinking", "thinking": "", "signature": ""}
 TOOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -231,21 +232,12 @@ class MessageTranslator:
         return sse(error_body(status, message))
 
 
-class TokenCount:
+class TokenCount(UnaryTranslator):
     """``countTokens`` -> ``{"input_tokens"}``."""
 
     def unary(self, answer: dict) -> dict:
         total = answer.get("totalTokens") if isinstance(answer, dict) else None
         return {"input_tokens": total if isinstance(total, int) and not isinstance(total, bool) else 0}
-
-    def stream_chunk(self, chunk: dict) -> bytes:
-        return b""
-
-    def stream_end(self) -> bytes:
-        return b""
-
-    def stream_error(self, status: int, message: str) -> bytes:
-        return b""
 
 
 def model_list(gemini_models: dict, aliases: Mapping[str, str] | None = None) -> dict:
@@ -289,7 +281,7 @@ def model_list(gemini_models: dict, aliases: Mapping[str, str] | None = None) ->
     }
 
 
-class ModelListTranslator:
+class ModelListTranslator(UnaryTranslator):
     """``models.list`` -> Anthropic's model list."""
 
     def __init__(self, aliases: Mapping[str, str] | None = None) -> None:
@@ -297,12 +289,3 @@ class ModelListTranslator:
 
     def unary(self, answer: dict) -> dict:
         return model_list(answer, self.aliases)
-
-    def stream_chunk(self, chunk: dict) -> bytes:
-        return b""
-
-    def stream_end(self) -> bytes:
-        return b""
-
-    def stream_error(self, status: int, message: str) -> bytes:
-        return b""

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.compat.openai_chat import error_body
-from gateway.compat.surface import GeminiCall, SurfaceError
+from gateway.compat.surface import GeminiCall, SurfaceError, UnaryTranslator
 
 MAX_INPUTS = 250  # Google refuses more than 250 requests in one batchEmbedContents; say so before
 
@@ -49,7 +49,7 @@ def gemini_request(body: dict) -> dict:
 
 
 @dataclass
-class EmbeddingsTranslator:
+class EmbeddingsTranslator(UnaryTranslator):
     model: str
     encoding: str = "float"
 
@@ -71,15 +71,6 @@ class EmbeddingsTranslator:
             "model": self.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
-
-    def stream_chunk(self, chunk: dict) -> bytes:
-        return b""
-
-    def stream_end(self) -> bytes:
-        return b""
-
-    def stream_error(self, status: int, message: str) -> bytes:
-        return b""
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.compat.openai_chat import error_body
-from gateway.compat.surface import GeminiCall, SurfaceError
+from gateway.compat.surface import GeminiCall, SurfaceError, UnaryTranslator
 
 PAGE_SIZE = 1000
 
@@ -26,7 +26,7 @@ def model_object(model_id: str, owned_by: str = "google") -> dict:
 
 
 @dataclass
-class ModelListTranslator:
+class ModelListTranslator(UnaryTranslator):
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     def unary(self, answer: dict) -> dict:
@@ -39,15 +39,6 @@ class ModelListTranslator:
                 data.append(model_object(name.removeprefix("models/")))
         data += [model_object(alias, "gemproxy") for alias in sorted(self.aliases)]
         return {"object": "list", "data": data}
-
-    def stream_chunk(self, chunk: dict) -> bytes:
-        return b""
-
-    def stream_end(self) -> bytes:
-        return b""
-
-    def stream_error(self, status: int, message: str) -> bytes:
-        return b""
 
 
 @dataclass

@@ -74,6 +74,19 @@ class Translator(Protocol):
     def stream_error(self, status: int, message: str) -> bytes: ...  # a mid-stream failure, in the surface's shape
 
 
+class UnaryTranslator:
+    """A ``Translator`` for calls that never stream (models, embeddings, token counts): it has no stream events."""
+
+    def stream_chunk(self, chunk: dict) -> bytes:
+        return b""
+
+    def stream_end(self) -> bytes:
+        return b""
+
+    def stream_error(self, status: int, message: str) -> bytes:
+        return b""
+
+
 class Surface(Protocol):
     name: str  # "openai.chat", "openai.responses", "anthropic.messages": the usage method's prefix
 
