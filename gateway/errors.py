@@ -66,6 +66,18 @@ def invalid_argument(message: str) -> ApiError:
     return ApiError(400, "INVALID_ARGUMENT", message)
 
 
+def check_method(request, methods: tuple[str, ...]) -> None:
+    """Raise Google's 405, with ``Allow``, for a method outside ``methods`` (none named: any method)."""
+    if methods and request.method not in methods:
+        allowed = ", ".join(methods)
+        raise ApiError(
+            405,
+            "INVALID_ARGUMENT",
+            f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
+            headers={"Allow": allowed},
+        )
+
+
 def not_found(message: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", message)
 

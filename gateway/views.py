@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts import usage
 from accounts.usage import UsageEvent
 from gateway.answer_headers import mark_api_answer, preflight
-from gateway.errors import ApiError, internal_error, not_found
+from gateway.errors import ApiError, check_method, internal_error, not_found
 from gateway.query import parse_query
 from gateway.relay import Call, Relay
 from gateway.resources import model_name, quoted
@@ -50,14 +50,7 @@ async def _answer(view: View, methods: tuple[str, ...], request: HttpRequest, *a
     if request.method == "OPTIONS":
         return preflight(request)
     try:
-        if methods and request.method not in methods:
-            allowed = ", ".join(methods)
-            raise ApiError(
-                405,
-                "INVALID_ARGUMENT",
-                f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
-                headers={"Allow": allowed},
-            )
+        check_method(request, methods)
         return await view(request, *args, **kwargs)
     except ApiError as error:
         _record_refusal(request, error, view.__name__, kwargs)

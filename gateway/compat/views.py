@@ -16,7 +16,7 @@ from gateway.compat.openai_embeddings import OpenAIEmbeddings
 from gateway.compat.openai_models import OpenAIModels
 from gateway.compat.relay import SurfaceRelay, surface_response
 from gateway.compat.surface import Surface
-from gateway.errors import ApiError, internal_error
+from gateway.errors import ApiError, check_method, internal_error
 
 View = Callable[..., Awaitable[HttpResponse]]
 
@@ -33,14 +33,7 @@ def foreign_api(surface: Surface, *methods: str) -> Callable[[View], View]:
             if request.method == "OPTIONS":
                 return mark_api_answer(preflight(request))
             try:
-                if methods and request.method not in methods:
-                    allowed = ", ".join(methods)
-                    raise ApiError(
-                        405,
-                        "INVALID_ARGUMENT",
-                        f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
-                        headers={"Allow": allowed},
-                    )
+                check_method(request, methods)
                 response = await view(request, *args, **kwargs)
             except ApiError as error:
                 response = surface_response(surface, error)
