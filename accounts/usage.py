@@ -39,8 +39,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from functools import cache
 
 from django.conf import settings
@@ -48,9 +47,9 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F, Value
 from django.db.models.functions import Least
-from django.utils import timezone
 
 from accounts.storable import storable
+from accounts.usage_event import UsageEvent
 from accounts.usage_queue import get_usage_queue
 
 logger = logging.getLogger(__name__)
@@ -71,37 +70,6 @@ OUTCOMES = (
 BATCH_SIZE = 500
 # Events kept for a retry while the database is unreachable; beyond this the oldest are dropped.
 MAX_HELD_BACK = 100_000
-
-
-@dataclass
-class UsageEvent:
-    outcome: str
-    method: str = ""
-    model: str = ""
-    requested_model: str = ""  # the name a foreign client sent (an alias or the Gemini id); "" on native calls
-    streamed: bool = False
-    status_code: int = 0
-    user_id: int | None = None
-    key_id: int | None = None
-    prompt_tokens: int = 0
-    candidates_tokens: int = 0
-    thoughts_tokens: int = 0
-    cached_tokens: int = 0
-    request_bytes: int = 0
-    response_bytes: int = 0
-    executor_account: str = ""  # the account whose answer the client got
-    attempts: int = 0
-    refused_by: str = ""  # accounts that answered 429 to this call, comma-separated, in order
-    latency_ms: int = 0
-    ttfb_ms: int | None = None
-    client_ip: str = ""
-    created_at: datetime = field(default_factory=timezone.now)
-    calls: int = 1  # more than 1 only for the rows that count calls without a valid key
-    record_id: str = ""  # given by record/arecord; "" for the rows that count calls without a valid key
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens
 
 
 class UsageWriter:

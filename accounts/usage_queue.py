@@ -28,12 +28,11 @@ import uuid
 from dataclasses import fields
 from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 
-if TYPE_CHECKING:
-    from accounts.usage import UsageEvent
+from accounts.usage_event import UsageEvent
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,6 @@ def encode(event: UsageEvent) -> str:
 
 def decode(raw: bytes | str) -> UsageEvent:
     """The event an entry holds; ValueError (or TypeError) if it is not one of ours."""
-    from accounts.usage import UsageEvent
 
     entry = json.loads(raw)
     if not isinstance(entry, dict):

@@ -100,10 +100,7 @@ async def get_model(request: HttpRequest, version: str, resource: str) -> HttpRe
 @gemini_api("POST")
 async def model_action(request: HttpRequest, version: str, resource: str, action: str) -> HttpResponse:
     model = model_name(resource)
-    if action == "batchGenerateContent":
-        from resources.batch_views import create_batch  # resources.batch_views builds on this module
-
-        return await create_batch(request, version, model)
+    # batchGenerateContent is routed ahead of this view, to resources.batch_views (resources.batches_urls).
     if action not in MODEL_ACTIONS:
         raise not_found(f"Method {action!r} is not supported by gemproxy for {model}.")
     call = Call(version, model, action, query=_query(request), streamed=MODEL_ACTIONS[action])

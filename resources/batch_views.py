@@ -31,7 +31,7 @@ from gateway.auth import authenticate
 from gateway.errors import ApiError, invalid_argument, not_found
 from gateway.payload import checked_body
 from gateway.relay import BACKEND_ERRORS, _backend_unavailable, _dispatch_error
-from gateway.resources import ModelName, quoted
+from gateway.resources import ModelName, model_name, quoted
 from gateway.views import gemini_api
 from resources import batches, placements, references, replication, upstream
 from resources.google_api import GoogleResourceView, Paging, listed
@@ -113,6 +113,12 @@ def _field(obj: Any, camel: str) -> Any:
 
 
 # Create.
+
+
+@gemini_api("POST")
+async def batch_generate_content(request: HttpRequest, version: str, resource: str, action: str) -> HttpResponse:
+    """``models/{m}:batchGenerateContent``, a model action routed here ahead of gateway.views.model_action."""
+    return await create_batch(request, version, model_name(resource))
 
 
 async def create_batch(request: HttpRequest, version: str, model: ModelName) -> HttpResponse:

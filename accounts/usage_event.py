@@ -1,0 +1,43 @@
+"""One call's usage record as the gateway sees it, before it is a row (``accounts.usage`` writes it).
+
+Its own module because both the writer (``accounts.usage``) and the durable
+queue in front of it (``accounts.usage_queue``) speak it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+
+@dataclass
+class UsageEvent:
+    outcome: str
+    method: str = ""
+    model: str = ""
+    requested_model: str = ""  # the name a foreign client sent (an alias or the Gemini id); "" on native calls
+    streamed: bool = False
+    status_code: int = 0
+    user_id: int | None = None
+    key_id: int | None = None
+    prompt_tokens: int = 0
+    candidates_tokens: int = 0
+    thoughts_tokens: int = 0
+    cached_tokens: int = 0
+    request_bytes: int = 0
+    response_bytes: int = 0
+    executor_account: str = ""  # the account whose answer the client got
+    attempts: int = 0
+    refused_by: str = ""  # accounts that answered 429 to this call, comma-separated, in order
+    latency_ms: int = 0
+    ttfb_ms: int | None = None
+    client_ip: str = ""
+    created_at: datetime = field(default_factory=timezone.now)
+    calls: int = 1  # more than 1 only for the rows that count calls without a valid key
+    record_id: str = ""  # given by record/arecord; "" for the rows that count calls without a valid key
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens
