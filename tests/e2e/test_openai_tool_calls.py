@@ -1,30 +1,21 @@
 """Tool calls the model makes reach an ``openai`` SDK client as OpenAI tool calls, whole and streamed, through
 real Daphne and a real headless executor.
 
-The shared fake upstream only echoes, so here a small upstream answers as Gemini does when it decides to call
-functions: two ``functionCall`` parts (parallel calls), the first with a ``thoughtSignature``; streamed, one
-call per chunk, ``finishReason`` and cumulative ``usageMetadata`` on the last.
+The upstream is ``tests.e2e.function_calling_upstream``: it answers as Gemini does when it calls functions.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
-from aiohttp import web
 
+from tests.e2e.function_calling_upstream import CALLS, FunctionCallingUpstream, running
 from tests.e2e.harness import Deployment, Gateway
 
-CALLS = [
-    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "c2lnbmF0dXJl"},
-    {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}},
-]
-USAGE = {"promptTokenCount": 21, "candidatesTokenCount": 9, "totalTokenCount": 30}
 TOOLS = [
     {
         "type": "function",
@@ -36,52 +27,9 @@ TOOLS = [
 ]
 
 
-def _answer(parts: list[dict], last: bool) -> dict:
-    candidate: dict = {"content": {"role": "model", "parts": parts}, "index": 0}
-    if last:
-        candidate["finishReason"] = "STOP"
-    return {"candidates": [candidate], "usageMetadata": USAGE, "modelVersion": "gemini-2.5-flash", "responseId": "t1"}
-
-
-class FunctionCallingUpstream:
-    """Answers every generate call with the two function calls, on its own loop in a thread."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_forever, daemon=True).start()
-        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    async def _start(self) -> str:
-        app = web.Application()
-        app.router.add_post("/v1beta/models/{call}", self._generate)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def _generate(self, request: web.Request) -> web.StreamResponse:
-        self.bodies.append(await request.json())
-        if request.match_info["call"].endswith(":generateContent"):
-            return web.json_response(_answer(CALLS, last=True))
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for index, part in enumerate(CALLS):
-            event = json.dumps(_answer([part], last=index == len(CALLS) - 1), separators=(",", ":"))
-            await response.write(f"data: {event}\r\n\r\n".encode())
-        return response
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-
-
 @pytest.fixture(scope="module")
 def tool_upstream() -> Iterator[FunctionCallingUpstream]:
-    upstream = FunctionCallingUpstream()
-    yield upstream
-    upstream.stop()
+    yield from running(response_id="t1")
 
 
 @pytest.fixture(scope="module")
