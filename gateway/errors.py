@@ -7,6 +7,7 @@ import json
 from django.http import HttpResponse
 
 from accounts.rejections import QUOTA_FAILURE, RETRY_INFO, Rejection
+from executors.dispatcher import CoolingDown, DispatchError
 
 
 class ApiError(Exception):
@@ -43,6 +44,13 @@ class ApiError(Exception):
             headers=headers,
         )
 
+    @classmethod
+    def from_dispatch(cls, error: DispatchError) -> ApiError:
+        """A failure on our side of the upstream (no executor, a timeout, every account cooling down)."""
+        if isinstance(error, CoolingDown):
+            return quota_exhausted(error.model, error.seconds, error.retry_after)
+        return cls(error.http_status, error.status, error.message, outcome=error.outcome)
+
     def body(self) -> dict:
         error: dict = {"code": self.http_status, "message": self.message, "status": self.status}
         if self.details:
@@ -60,6 +68,17 @@ class ApiError(Exception):
         for name, value in self.headers.items():
             response[name] = value
         return response
+
+
+def backend_unavailable() -> ApiError:
+    """Redis or the database is down: the client is told to come back, promptly."""
+    return ApiError(
+        503,
+        "UNAVAILABLE",
+        "A service the gateway depends on is unavailable; try again shortly.",
+        outcome="unavailable",
+        headers={"Retry-After": "5"},
+    )
 
 
 def invalid_argument(message: str) -> ApiError:

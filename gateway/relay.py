@@ -19,11 +19,11 @@ from redis.exceptions import RedisError
 from accounts import usage
 from accounts.limits import Admission, Rejection, admit
 from accounts.usage import UsageEvent
-from executors.dispatcher import CoolingDown, DispatchError, Exchange, ResponseHead, Task
+from executors.dispatcher import DispatchError, Exchange, ResponseHead, Task
 from gateway import metrics
 from gateway.answer_headers import JSON, SSE, relayed_headers
 from gateway.auth import authenticate
-from gateway.errors import ApiError, internal_error, quota_exhausted
+from gateway.errors import ApiError, backend_unavailable, internal_error
 from gateway.framing import Framing, JsonArrayFraming, SseFraming, UsageTracker
 from gateway.payload import checked_body
 from gateway.query import Query
@@ -66,22 +66,6 @@ class Call:
     @property
     def method_name(self) -> str:
         return self.action or ("models.get" if self.model else "models.list")
-
-
-def _backend_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "UNAVAILABLE",
-        "A service the gateway depends on is unavailable; try again shortly.",
-        outcome="unavailable",
-        headers={"Retry-After": "5"},
-    )
-
-
-def _dispatch_error(error: DispatchError) -> ApiError:
-    if isinstance(error, CoolingDown):
-        return quota_exhausted(error.model, error.seconds, error.retry_after)
-    return ApiError(error.http_status, error.status, error.message, outcome=error.outcome)
 
 
 class Relay:
@@ -133,11 +117,11 @@ class Relay:
         except DispatchError as error:
             self.event.outcome = error.outcome
             self.event.status_code = error.http_status
-            return self._error_response(_dispatch_error(error))
+            return self._error_response(ApiError.from_dispatch(error))
         except BACKEND_ERRORS as error:
             log.error("%s refused: a backing service is unavailable: %r", self.call.method_name, error)
             self._count_backend_error(error)
-            unavailable = _backend_unavailable()
+            unavailable = backend_unavailable()
             self.event.outcome, self.event.status_code = unavailable.outcome, unavailable.http_status
             return self._error_response(unavailable)
         except asyncio.CancelledError:
@@ -205,12 +189,12 @@ class Relay:
                 yield tail
         except DispatchError as error:
             self.event.outcome = error.outcome
-            yield framing.error(_dispatch_error(error))
+            yield framing.error(ApiError.from_dispatch(error))
         except BACKEND_ERRORS as error:
             log.error("%s cut short: a backing service is unavailable: %r", self.call.method_name, error)
             self._count_backend_error(error)
             self.event.outcome = "unavailable"
-            yield framing.error(_backend_unavailable())
+            yield framing.error(backend_unavailable())
         except (asyncio.CancelledError, GeneratorExit):
             self.event.outcome = "client_cancelled"
             raise

@@ -28,9 +28,9 @@ from executors.dispatcher import DispatchError
 from executors.registry import get_registry
 from gateway.answer_headers import JSON
 from gateway.auth import authenticate
-from gateway.errors import ApiError, invalid_argument, not_found
+from gateway.errors import ApiError, backend_unavailable, invalid_argument, not_found
 from gateway.payload import checked_body
-from gateway.relay import BACKEND_ERRORS, _backend_unavailable, _dispatch_error
+from gateway.relay import BACKEND_ERRORS
 from gateway.resources import ModelName, model_name, quoted
 from gateway.views import gemini_api
 from resources import batches, placements, references, replication, upstream
@@ -76,9 +76,9 @@ async def _handled(
         return error.response()
     except DispatchError as error:
         event.outcome, event.status_code = error.outcome, error.http_status
-        return _dispatch_error(error).response()
+        return ApiError.from_dispatch(error).response()
     except BACKEND_ERRORS:
-        unavailable = _backend_unavailable()
+        unavailable = backend_unavailable()
         event.outcome, event.status_code = unavailable.outcome, unavailable.http_status
         return unavailable.response()
     except asyncio.CancelledError:

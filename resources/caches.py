@@ -32,9 +32,9 @@ from django.utils import timezone
 
 from accounts import usage
 from accounts.usage import UsageEvent
-from executors.dispatcher import CoolingDown, DispatchError
+from executors.dispatcher import DispatchError
 from executors.registry import get_registry
-from gateway.errors import ApiError, invalid_argument, not_found, quota_exhausted
+from gateway.errors import ApiError, invalid_argument, not_found
 from gateway.resources import quoted
 from resources import placements, upstream
 from resources.cache_requests import CreateRequest, cache_id_from, moment, strings
@@ -82,12 +82,6 @@ def _pick(candidates: frozenset[int], prefer: frozenset[int]) -> int | None:
 
 
 # Calls to the upstream.
-
-
-def _dispatch_error(error: DispatchError) -> ApiError:
-    if isinstance(error, CoolingDown):
-        return quota_exhausted(error.model, error.seconds, error.retry_after)
-    return ApiError(error.http_status, error.status, error.message, outcome=error.outcome)
 
 
 def upstream_error(answer: upstream.UpstreamAnswer) -> ApiError:
@@ -172,7 +166,7 @@ async def _create_upstream(
             model=cache.model.removeprefix("models/"),
         )
     except DispatchError as error:
-        raise _dispatch_error(error) from None
+        raise ApiError.from_dispatch(error) from None
     if not answer.ok:
         raise upstream_error(answer)
     # An executor's answer is read as hostile: only a well-formed name and count are kept.

@@ -16,8 +16,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from executors.dispatcher import DispatchError, Exchange, Task
 from gateway.answer_headers import JSON
-from gateway.errors import not_found
-from gateway.relay import _dispatch_error
+from gateway.errors import ApiError, not_found
 from resources import batches
 from resources.models import Kind, Placement, StoredFile
 
@@ -57,7 +56,7 @@ async def relay_download(request: HttpRequest, stored: StoredFile) -> HttpRespon
         try:
             head = await exchange.start()
         except DispatchError as error:
-            raise _dispatch_error(error) from None
+            raise ApiError.from_dispatch(error) from None
         if exchange.account_id != placement.account_id:
             raise batches.account_unavailable(placement, stored.name)
         if head.status != 200:
