@@ -60,7 +60,7 @@ def checkouts(repo: Path, revs: Sequence[str]) -> Iterator[list[Revision]]:
 
 
 def summarise(rounds: Sequence[tuple[str, dict[str, float]]], labels: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per figure: each label's median, min, max and count over its rounds, and each later label's ratio to the first.
+    """Per figure: each label's median, min, max and count over its rounds, and each later label's ratio to the first's.
 
     ``rounds`` is (label, figures) per round; a figure missing from some rounds is summarised over the others.
     """
@@ -79,7 +79,7 @@ def summarise(rounds: Sequence[tuple[str, dict[str, float]]], labels: Sequence[s
                 }
         first = row.get(labels[0], {}).get("median")
         for label in labels[1:]:
-            if label in row and first:
+            if label in row and first and first > 0:  # a ratio to a noisy zero or a negative figure says nothing
                 row[f"{label}/{labels[0]}"] = round(row[label]["median"] / first, 3)
         summary[name] = row
     return summary

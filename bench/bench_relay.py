@@ -400,7 +400,14 @@ def run_ab(args: argparse.Namespace) -> tuple[dict, str]:
                 print(f"round {number}/{args.rounds}: {revision.label} {revision.short}", file=sys.stderr)
                 results = asyncio.run(measure(args, revision.tree))
                 assert results["code"]["commit"] == revision.commit, results["code"]
-                rounds.append({"revision": revision.label, "code": results["code"], "figures": figures(results)})
+                rounds.append(
+                    {
+                        "revision": revision.label,
+                        "load_average_before": results["load_average_before"],
+                        "code": results["code"],
+                        "figures": figures(results),
+                    }
+                )
     summary = summarise([(r["revision"], r["figures"]) for r in rounds], [r.label for r in revisions])
     output = {
         "date": started.isoformat(timespec="seconds"),
@@ -410,7 +417,8 @@ def run_ab(args: argparse.Namespace) -> tuple[dict, str]:
         "summary": summary,
         "rounds": rounds,
     }
-    return output, _ab_markdown(started, args, revisions, summary)
+    loads = [r["load_average_before"] for r in rounds]
+    return output, _ab_markdown(started, args, revisions, summary, (min(loads), max(loads)))
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -422,7 +430,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _ab_markdown(started: datetime, args: argparse.Namespace, revisions: list[Revision], summary: dict) -> str:
+def _ab_markdown(
+    started: datetime, args: argparse.Namespace, revisions: list[Revision], summary: dict, loads: tuple[float, float]
+) -> str:
     a, b = revisions
     mode = "distributed (Redis)" if args.redis else "embedded (SQLite, in-memory channel layer)"
     sizes = ", ".join(f"{name} {getattr(args, name)}" for name in FULL)
@@ -430,7 +440,8 @@ def _ab_markdown(started: datetime, args: argparse.Namespace, revisions: list[Re
         [
             f"### {started:%Y-%m-%d %H:%M} UTC: `{b.short}` ({b.rev}) against `{a.short}` ({a.rev})",
             "",
-            f"Machine: {machine()}; {mode}; {args.rounds} rounds, A and B alternating; {sizes}.",
+            f"Machine: {machine()}, load average {loads[0]:.1f} to {loads[1]:.1f} before the rounds; {mode};",
+            f"{args.rounds} rounds, A and B alternating; {sizes}.",
             f"A `{a.short}`: {a.subject}",
             f"B `{b.short}`: {b.subject}",
             "Median [min..max] over the rounds; B/A is the ratio of the medians.",

@@ -30,10 +30,11 @@ def test_summary_gives_median_and_range_per_revision_and_the_ratio_of_medians() 
     assert summary["cpu"]["B/A"] == 0.5
 
 
-def test_summary_has_no_ratio_where_a_is_zero() -> None:
-    summary = summarise([("A", {"x": 0.0}), ("B", {"x": 1.0})], ["A", "B"])
+def test_summary_has_no_ratio_where_a_is_zero_or_negative() -> None:
+    summary = summarise([("A", {"zero": 0.0, "negative": -0.5}), ("B", {"zero": 1.0, "negative": 1.0})], ["A", "B"])
 
-    assert "B/A" not in summary["x"]
+    assert "B/A" not in summary["zero"]
+    assert "B/A" not in summary["negative"]
 
 
 def test_markdown_table_has_a_row_per_figure_with_median_range_and_ratio() -> None:
