@@ -10,7 +10,9 @@ The same as ``daphne gemproxy_site.asgi:application`` except that:
   line (``gemproxy_site.access_log``);
 - a streamed answer waits for the client to take it (back-pressure), instead of
   piling up in memory when it is made faster than it is read;
-- per-request work measured as useless on the relay path is skipped.
+- per-request work measured as useless on the relay path is skipped;
+- the event loop under Twisted's asyncio reactor is uvloop's
+  (``gemproxy_site.event_loop``).
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ from __future__ import annotations
 import os
 import sys
 
-from daphne import cli, http_protocol
-from daphne import server as daphne_server
-
-from gemproxy_site.access_log import RedactingAccessLog
-from gemproxy_site.guarded_request import GuardedRequest, handle_reply_when_writable
+from gemproxy_site.event_loop import use_uvloop
 
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gemproxy_site.settings")
+    use_uvloop()
+    # Imported only now: daphne.server makes its event loop when first imported.
+    from daphne import cli, http_protocol
+    from daphne import server as daphne_server
+
+    from gemproxy_site.access_log import RedactingAccessLog
+    from gemproxy_site.guarded_request import GuardedRequest, handle_reply_when_writable
+
     # Daphne builds its access log from this name inside CommandLineInterface.run.
     cli.AccessLogGenerator = RedactingAccessLog
     # Daphne's HTTP factory builds requests from this name.
