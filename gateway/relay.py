@@ -37,6 +37,12 @@ log = logging.getLogger("gemproxy.calls")
 
 # Everything else the client sent (its key, cookies, proxy headers) stays here.
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "x-goog-api-client", "x-server-timeout")
+# Where Django's request.META keeps each: read there, since request.headers raises
+# and catches a KeyError for every header the client did not send (3% of a call).
+_META_KEYS = tuple(
+    (name, "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_"))
+    for name in FORWARDED_REQUEST_HEADERS
+)
 
 # A service behind the call path is down: Redis (channel layer, registry,
 # counters) or the database. The client is told to come back, promptly.
@@ -157,11 +163,7 @@ class Relay:
                 method=self.request.method or "GET",
                 path=self.call.upstream_path,
                 query=self.call.query.forwarded(),
-                headers={
-                    name: value
-                    for name in FORWARDED_REQUEST_HEADERS
-                    if (value := self.request.headers.get(name)) is not None
-                },
+                headers={name: value for name, key in _META_KEYS if (value := self.request.META.get(key)) is not None},
                 body=body,
                 model=self.call.model_id,
                 request_id=self.request_id,

@@ -10,7 +10,10 @@ The same as ``daphne gemproxy_site.asgi:application`` except that:
   line (``gemproxy_site.access_log``);
 - a streamed answer waits for the client to take it (back-pressure), instead of
   piling up in memory when it is made faster than it is read;
-- per-request work measured as useless on the relay path is skipped.
+- per-request work measured as useless on the relay path is skipped;
+- the event loop under Twisted's asyncio reactor is uvloop's
+  (``gemproxy_site.event_loop``);
+- autobahn's debug lines, never printed, are not coloured either.
 """
 
 from __future__ import annotations
@@ -18,15 +21,20 @@ from __future__ import annotations
 import os
 import sys
 
-from daphne import cli, http_protocol
-from daphne import server as daphne_server
-
-from gemproxy_site.access_log import RedactingAccessLog
-from gemproxy_site.guarded_request import GuardedRequest, handle_reply_when_writable
+from gemproxy_site.event_loop import use_uvloop
 
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gemproxy_site.settings")
+    use_uvloop()
+    # Imported only now: daphne.server makes its event loop when first imported.
+    from autobahn import util as autobahn_util
+    from daphne import cli, http_protocol
+    from daphne import server as daphne_server
+
+    from gemproxy_site.access_log import RedactingAccessLog
+    from gemproxy_site.guarded_request import GuardedRequest, handle_reply_when_writable
+
     # Daphne builds its access log from this name inside CommandLineInterface.run.
     cli.AccessLogGenerator = RedactingAccessLog
     # Daphne's HTTP factory builds requests from this name.
@@ -36,6 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     from gemproxy_site.handlers import skip_start_of_request_clean_up_for_the_api
 
     skip_start_of_request_clean_up_for_the_api()
+    # Autobahn builds the arguments of its debug lines for every WebSocket read
+    # and write, debug on or off, and colours them through click whenever click
+    # is importable (a test dependency): 2 to 3% of the gateway's CPU. Plain text
+    # is what a production install, without click, gets anyway.
+    autobahn_util._HAS_CLICK = False
     args = list(sys.argv[1:] if argv is None else argv)
     cli.CommandLineInterface().run([*args, "gemproxy_site.asgi:application"])
 

@@ -117,3 +117,22 @@ async def test_the_gateways_own_405_stays_in_geminis_shape() -> None:
     assert answer.headers["allow"] == "POST"
     assert answer.headers["content-type"] == JSON
     assert answer.error["status"] == "INVALID_ARGUMENT"
+
+
+async def test_only_the_headers_the_upstream_needs_reach_the_executor(exchanges, key_header) -> None:
+    sent = {
+        **key_header,
+        "content-type": "application/json",
+        "accept": "*/*",
+        "x-goog-api-client": "google-genai-sdk/1.0",
+        "cookie": "session=secret",
+        "x-forwarded-for": "10.0.0.1",
+    }
+    answer = await asgi_call("POST", GENERATE, headers=sent, body=b"{}")
+
+    assert answer.status == 200
+    assert exchanges.tasks[-1].headers == {
+        "content-type": "application/json",
+        "accept": "*/*",
+        "x-goog-api-client": "google-genai-sdk/1.0",
+    }

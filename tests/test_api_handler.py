@@ -1,0 +1,148 @@
+"""The lean handler of the API paths (gemproxy_site.handlers.ApiHandler), driven over ASGI as Daphne drives it.
+
+Django's test client has a handler of its own, so these tests speak ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from django.core.signals import request_finished
+
+from gemproxy_site import handlers
+from tests import lean_api_urls
+
+
+def scope(path: str, method: str = "POST") -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+
+class Client:
+    """One ASGI request: what the app sent, and a way to hang up."""
+
+    def __init__(self, body: bytes = b"") -> None:
+        self.incoming: asyncio.Queue = asyncio.Queue()
+        self.incoming.put_nowait({"type": "http.request", "body": body, "more_body": False})
+        self.sent: list[dict] = []
+
+    async def receive(self) -> dict:
+        return await self.incoming.get()
+
+    async def send(self, message: dict) -> None:
+        self.sent.append(message)
+
+    def hang_up(self) -> None:
+        self.incoming.put_nowait({"type": "http.disconnect"})
+
+    @property
+    def status(self) -> int:
+        return self.sent[0]["status"]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.sent[1:])
+
+
+@pytest.fixture
+def app():
+    return handlers.http_application()
+
+
+@pytest.fixture
+def test_views(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(handlers.ApiHandler, "urlconf", "tests.lean_api_urls")
+    lean_api_urls.seen.clear()
+    lean_api_urls.started.clear()
+    return lean_api_urls.seen
+
+
+async def test_an_unknown_api_path_answers_in_geminis_shape_from_the_api_urlconf(app) -> None:
+    client = Client(b"{}")
+    await app(scope("/v1beta/models/gemini-2.5-flash:sing"), client.receive, client.send)
+
+    assert client.status == 404
+    assert json.loads(client.body)["error"]["status"] == "NOT_FOUND"
+
+
+async def test_a_client_that_hangs_up_cancels_the_view(app, test_views) -> None:
+    client = Client()
+    serving = asyncio.create_task(app(scope("/v1beta/slow"), client.receive, client.send))
+    await asyncio.wait_for(lean_api_urls.started.wait(), 5)
+
+    client.hang_up()
+    await asyncio.wait_for(serving, 5)
+
+    assert test_views.get("cancelled") is True
+    assert client.sent == []  # nothing is answered to a client that left
+
+
+async def test_the_servers_own_cancel_still_cancels_the_request(app, test_views) -> None:
+    client = Client()
+    serving = asyncio.create_task(app(scope("/v1beta/slow"), client.receive, client.send))
+    await asyncio.wait_for(lean_api_urls.started.wait(), 5)
+
+    serving.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await serving
+    assert test_views.get("cancelled") is True
+
+
+async def test_a_synchronous_view_is_served_with_its_body(app, test_views) -> None:
+    client = Client(b'{"a": 1}')
+    await app(scope("/v1beta/sync"), client.receive, client.send)
+
+    assert client.status == 200
+    assert json.loads(client.body) == {"body": '{"a": 1}', "path": "/v1beta/sync"}
+
+
+async def test_a_file_answer_is_released_once_sent_and_no_request_finished_signal_is_sent(app, test_views) -> None:
+    finished: list[object] = []
+
+    def on_finished(sender, **kwargs) -> None:
+        finished.append(sender)
+
+    request_finished.connect(on_finished)
+    try:
+        client = Client()
+        await app(scope("/v1beta/download", "GET"), client.receive, client.send)
+    finally:
+        request_finished.disconnect(on_finished)
+
+    assert client.status == 200
+    assert client.body == b"file bytes"
+    assert test_views["file"].closed
+    assert finished == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_site_page_still_goes_through_djangos_handler_and_its_signals(app) -> None:
+    finished: list[object] = []
+
+    def on_finished(sender, **kwargs) -> None:
+        finished.append(sender)
+
+    request_finished.connect(on_finished)
+    try:
+        client = Client()
+        await app(scope("/favicon.ico", "GET"), client.receive, client.send)
+    finally:
+        request_finished.disconnect(on_finished)
+
+    assert client.status == 200
+    assert finished == [handlers.SiteHandler]
