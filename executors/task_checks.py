@@ -151,10 +151,16 @@ def read_body_piece(frame: Mapping[str, Any], expected_seq: int) -> bytes:
         raise BadTask("seq must be an integer")
     if seq != expected_seq:
         raise BadTask(f"body piece {seq} arrived, {expected_seq} expected")
+    if isinstance(data, bytes):  # a binary frame's raw bytes: JSON text never produces bytes
+        piece = data
     # Strict: the lenient decoder skips stray characters and so would corrupt the body silently.
-    if not isinstance(data, str) or not _BASE64.fullmatch(data):
+    elif not isinstance(data, str) or not _BASE64.fullmatch(data):
         raise BadTask(f"body piece {seq} is not padded standard base64")
-    try:
-        return base64.b64decode(data, validate=True)
-    except binascii.Error as exc:  # the pattern above should already have refused it
-        raise BadTask(f"body piece {seq} is not padded standard base64") from exc
+    else:
+        try:
+            piece = base64.b64decode(data, validate=True)
+        except binascii.Error as exc:  # the pattern above should already have refused it
+            raise BadTask(f"body piece {seq} is not padded standard base64") from exc
+    if len(piece) > protocol.BODY_CHUNK_BYTES:
+        raise BadTask(f"body piece {seq} is larger than {protocol.BODY_CHUNK_BYTES} bytes")
+    return piece
