@@ -676,11 +676,17 @@ async def run_until_signalled(agent: Agent) -> None:
         log.info("stopped")
 
 
+def log_level() -> int:
+    """LOG_LEVEL, as the gateway reads it (DEBUG shows a line for every call); INFO when unset or unknown."""
+    level = logging.getLevelName(os.environ.get("LOG_LEVEL", "").strip().upper() or "INFO")
+    return level if isinstance(level, int) else logging.INFO
+
+
 def main(argv: list[str] | None = None) -> None:
     if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
-        use_json_logs(logging.INFO)
+        use_json_logs(log_level())
     else:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=log_level(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
     log.info("%s starting: %d slots, upstream %s", SOFTWARE, config.concurrency, URL(config.upstream).origin())
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from executors import protocol
-from executors.agent import SOFTWARE, backoff_delay, executor_url
+from executors.agent import SOFTWARE, backoff_delay, executor_url, log_level
 from tests import agent_harness
 from tests.agent_harness import (
     AGENT_KEY,
@@ -358,3 +358,13 @@ async def test_bodies_travel_as_binary_frames_exactly_when_the_welcome_agreed_to
     assert fake.requests[-1].body == body + b" " * (2 * protocol.BODY_CHUNK_BYTES)
     assert bytes(relayed.body) == bytes(fake.requests[-1].response_body)
     assert (link.binary_received > 0) is gateway.binary_frames
+
+
+LOG_LEVELS = {"": logging.INFO, "debug": logging.DEBUG, "WARNING": logging.WARNING, "bogus": logging.INFO}
+
+
+@pytest.mark.parametrize(("value", "level"), LOG_LEVELS.items())
+def test_the_log_level_comes_from_log_level_like_the_gateways(monkeypatch, value, level):
+    monkeypatch.setenv("LOG_LEVEL", value)
+
+    assert log_level() == level
