@@ -147,6 +147,8 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
     registry_failing = False
     # Resolved when this connection's own probe comes back through the channel layer.
     probe: asyncio.Future | None = None
+    # Whether the welcome took up binary_frames: then body pieces may travel as binary frames both ways.
+    binary_frames = False
 
     async def connect(self) -> None:
         self.attempts: dict[str, _Attempt] = {}
@@ -175,6 +177,8 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         self.last_seen = time.monotonic()
         message = text_data if text_data is not None else bytes_data
         try:
+            if text_data is None and not self.binary_frames:
+                raise protocol.ProtocolViolation("a binary frame, but binary_frames was not agreed in the welcome")
             frame = protocol.parse_executor_frame(message)  # type: ignore[arg-type]
             if self.info is None:
                 await self._hello(frame)
@@ -223,7 +227,11 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             "heartbeat_interval": settings.GEMPROXY_HEARTBEAT_INTERVAL,
             "heartbeat_timeout": settings.GEMPROXY_HEARTBEAT_TIMEOUT,
         }
+        if protocol.FEATURE_BINARY_FRAMES in self.info.features:
+            welcome["features"] = [protocol.FEATURE_BINARY_FRAMES]
         await self.send(text_data=protocol.dumps(welcome))
+        # Only after the welcome: until the executor reads it, it sends text frames only.
+        self.binary_frames = "features" in welcome
         self.heartbeats = asyncio.create_task(self._heartbeat_loop())
         log.info(
             "executor %s of %s connected (%s, %d slots)",
@@ -391,13 +399,11 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         return request
 
     async def _send_body_piece(self, attempt_id: str, seq: int, piece: bytes) -> None:
-        body: protocol.RequestBody = {
-            "type": "request_body",
-            "id": attempt_id,
-            "seq": seq,
-            "data": protocol.encode_body(piece),
-        }
-        await self.send(text_data=protocol.dumps(body))
+        body: protocol.RequestBody = {"type": "request_body", "id": attempt_id, "seq": seq, "data": piece}
+        if self.binary_frames:
+            await self.send(bytes_data=protocol.binary_frame(body))
+        else:
+            await self.send(text_data=protocol.text_frame(body))
 
     async def _send_stored_task(self, message: dict, stored: dict) -> None:
         """A task whose body is read from storage here, piece by piece, never held whole."""

@@ -83,12 +83,9 @@ def _malformed() -> DispatchError:
 
 def _body_of(frame: dict) -> bytes:
     data = frame.get("data")
-    if not isinstance(data, str):
+    if not isinstance(data, bytes):  # the consumer decoded and checked it where it entered
         raise _malformed()
-    try:
-        return protocol.decode_body(data)
-    except ValueError:
-        raise _malformed() from None
+    return data
 
 
 def _head_of(frame: dict) -> ResponseHead:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NotRequired, TypedDict, get_args
+
+import orjson
 
 PROTOCOL_VERSION = 1
 SUBPROTOCOL = "gemproxy.v1"
@@ -27,7 +30,12 @@ BODY_CHUNK_BYTES = 256 * 1024
 # content type (an older browser executor sent them as text). Tasks whose body
 # is a file's bytes go only to executors announcing it.
 FEATURE_BINARY_BODY = "binary_body"
-FEATURES: frozenset[str] = frozenset({FEATURE_BINARY_BODY})
+# binary_frames: body pieces travel as binary WebSocket messages (a JSON header,
+# then the raw bytes) instead of base64 in text frames, in both directions. The
+# executor offers it in its hello; the gateway accepts it by listing it in the
+# welcome's "features", and only then may either side send binary frames.
+FEATURE_BINARY_FRAMES = "binary_frames"
+FEATURES: frozenset[str] = frozenset({FEATURE_BINARY_BODY, FEATURE_BINARY_FRAMES})
 MAX_FEATURES = 32
 
 # WebSocket close codes the gateway uses.
@@ -51,6 +59,12 @@ MAX_HEADER_VALUE_LENGTH = 8192
 MAX_COUNT = 2**53  # seq and chunks: what JavaScript counts exactly
 # A body piece is at most BODY_CHUNK_BYTES raw, so its base64 is at most this long.
 MAX_DATA_LENGTH = 4 * -(-BODY_CHUNK_BYTES // 3)
+
+# A binary frame: the header's length (4 bytes, big-endian), the header (the
+# frame's JSON object without "data"), then "data"'s raw bytes.
+_HEADER_LENGTH = struct.Struct(">I")
+# The frame types that carry a body piece, the only ones that may be binary.
+BINARY_TYPES: frozenset[str] = frozenset({"response_start", "response_body", "request_body"})
 
 
 # Executor -> gateway
@@ -78,7 +92,7 @@ class ResponseStart(TypedDict):
     headers: dict[str, str]
     # A body that fits one frame may come whole with its head: then "end" is
     # true and no response_body or response_end follows.
-    data: NotRequired[str]  # base64
+    data: NotRequired[bytes]  # base64 in a text frame, raw in a binary one
     end: NotRequired[bool]
 
 
@@ -86,7 +100,7 @@ class ResponseBody(TypedDict):
     type: Literal["response_body"]
     id: str
     seq: int
-    data: str  # base64
+    data: bytes  # base64 in a text frame, raw in a binary one
 
 
 class ResponseEnd(TypedDict):
@@ -117,6 +131,8 @@ class Welcome(TypedDict):
     account: str
     heartbeat_interval: float
     heartbeat_timeout: float
+    # The hello's features the gateway takes up; binary_frames only when listed here.
+    features: NotRequired[list[str]]
 
 
 class Request(TypedDict):
@@ -135,7 +151,7 @@ class RequestBody(TypedDict):
     type: Literal["request_body"]
     id: str
     seq: int
-    data: str  # base64
+    data: bytes  # base64 in a text frame, raw in a binary one
 
 
 class Cancel(TypedDict):
@@ -152,14 +168,47 @@ ExecutorFrame = Hello | Pong | Ack | ResponseStart | ResponseBody | ResponseEnd 
 
 
 def dumps(frame: Mapping[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"))
+    """A frame without bytes as compact JSON text."""
+    try:
+        return orjson.dumps(frame).decode()
+    except TypeError:
+        # orjson refuses lone surrogates; json escapes them as before, and the receiver decides.
+        return json.dumps(frame, separators=(",", ":"))
 
 
 def loads(text: str | bytes) -> dict:
-    frame = json.loads(text)
+    """A text frame's JSON object; ValueError if it is none (orjson also refuses NaN and deep nesting)."""
+    frame = orjson.loads(text)
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise ValueError("a frame is a JSON object with a string 'type'")
     return frame
+
+
+def text_frame(frame: Mapping[str, Any]) -> str:
+    """A frame as a text message: its "data" bytes, if any, as base64."""
+    if "data" in frame:
+        frame = {**frame, "data": encode_body(frame["data"])}
+    return dumps(frame)
+
+
+def binary_frame(frame: Mapping[str, Any]) -> bytes:
+    """A frame carrying "data" (bytes) as a binary message: length, JSON header, raw bytes."""
+    header = orjson.dumps({name: value for name, value in frame.items() if name != "data"})
+    return b"".join((_HEADER_LENGTH.pack(len(header)), header, frame["data"]))
+
+
+def split_binary_frame(message: bytes) -> tuple[dict, bytes]:
+    """A binary message's header (a JSON object with a string type) and its bytes; ValueError otherwise."""
+    if len(message) < _HEADER_LENGTH.size:
+        raise ValueError("a binary frame shorter than its header length")
+    (length,) = _HEADER_LENGTH.unpack_from(message)
+    end = _HEADER_LENGTH.size + length
+    if end > len(message):
+        raise ValueError(f"a binary frame's header length {length} runs past its {len(message)} bytes")
+    header = loads(memoryview(message)[_HEADER_LENGTH.size : end])
+    if "data" in header:
+        raise ValueError("a binary frame's header must not hold data: its bytes follow the header")
+    return header, message[end:]
 
 
 def encode_body(data: bytes) -> str:
@@ -197,10 +246,6 @@ def error_message(text: str) -> str:
     return _UNSAFE_MESSAGE.sub("\ufffd", text[:MAX_MESSAGE_LENGTH])
 
 
-def _reject_constant(name: str) -> None:
-    raise ProtocolViolation(f"{name} is not JSON")
-
-
 def _field(frame: dict, name: str, *, required: bool = True) -> object:
     if name not in frame and required:
         raise ProtocolViolation(f"{frame['type']} without {name}")
@@ -226,16 +271,20 @@ def _count(value: object, what: str, lowest: int = 0, highest: int = MAX_COUNT) 
     return value
 
 
-def _data(value: object) -> str:
-    if not isinstance(value, str) or len(value) > MAX_DATA_LENGTH:
+def _data(value: object) -> bytes:
+    """A body piece's bytes: decoded here, where it is checked, so nothing after decodes it again."""
+    if isinstance(value, bytes):  # a binary frame's payload; JSON cannot produce bytes
+        data = value
+    elif not isinstance(value, str) or len(value) > MAX_DATA_LENGTH:
         raise ProtocolViolation(f"data must be base64 of at most {BODY_CHUNK_BYTES} bytes")
-    try:
-        size = len(decode_body(value))
-    except ValueError:  # binascii.Error, or a non-ASCII string
-        raise ProtocolViolation("data is not valid base64") from None
-    if size > BODY_CHUNK_BYTES:
-        raise ProtocolViolation(f"data must be base64 of at most {BODY_CHUNK_BYTES} bytes")
-    return value
+    else:
+        try:
+            data = decode_body(value)
+        except ValueError:  # binascii.Error, or a non-ASCII string
+            raise ProtocolViolation("data is not valid base64") from None
+    if len(data) > BODY_CHUNK_BYTES:
+        raise ProtocolViolation(f"data must be at most {BODY_CHUNK_BYTES} bytes")
+    return data
 
 
 def _headers(value: object) -> dict[str, str]:
@@ -320,24 +369,38 @@ _PARSERS: dict[str, Callable[[dict], ExecutorFrame]] = {
 }
 
 
+def _binary(message: bytes) -> dict:
+    """A binary message as the frame it stands for: its header, with its bytes as data."""
+    try:
+        frame, data = split_binary_frame(message)
+    except ValueError as error:  # orjson's errors, truncation and lengths alike
+        raise ProtocolViolation(f"not a binary frame: {str(error)[:80]}") from None
+    kind = frame["type"]
+    if kind in _PARSERS and kind not in BINARY_TYPES:
+        raise ProtocolViolation(f"a {str(kind)[:40]} frame carries no body, so it is text")
+    frame["data"] = data
+    return frame
+
+
 def parse_executor_frame(message: str | bytes) -> ExecutorFrame | None:
-    """An executor's frame, checked field by field against protocol v1.
+    """An executor's frame, text (JSON) or binary (see binary_frame), checked field by field against protocol v1.
 
     Returns a fresh frame holding only the fields the protocol defines (header
-    names lower-cased), or None for a well-formed frame of a type this version
-    does not know, which a later version may send. Raises ProtocolViolation for
-    anything else; a frame of the gateway's own direction counts as unknown.
+    names lower-cased, data as bytes), or None for a well-formed frame of a type
+    this version does not know, which a later version may send. Raises
+    ProtocolViolation for anything else; a frame of the gateway's own direction
+    counts as unknown. Whether binary frames were negotiated is the caller's to check.
     """
-    if not isinstance(message, str):
-        raise ProtocolViolation("frames are text, not binary")
-    try:
-        frame = json.loads(message, parse_constant=_reject_constant)
-    except RecursionError:  # "[[[[...": the decoder gives up at the interpreter's recursion limit
-        raise ProtocolViolation("JSON nested too deeply") from None
-    except ValueError as error:  # not JSON, or an integer of thousands of digits
-        raise ProtocolViolation(f"not JSON: {str(error)[:80]}") from None
-    if not isinstance(frame, dict):
-        raise ProtocolViolation("a frame is a JSON object")
+    if isinstance(message, bytes):
+        frame = _binary(message)
+    else:
+        try:
+            # orjson refuses NaN, Infinity, nesting past 1024 levels and lone surrogates, all as ValueError.
+            frame = orjson.loads(message)
+        except ValueError as error:  # not JSON, or an integer too large for a double
+            raise ProtocolViolation(f"not JSON: {str(error)[:80]}") from None
+        if not isinstance(frame, dict):
+            raise ProtocolViolation("a frame is a JSON object")
     kind = frame.get("type")
     if not isinstance(kind, str) or len(kind) > MAX_TYPE_LENGTH or not _TYPE.fullmatch(kind):
         raise ProtocolViolation(f"type must be a short lower-case name, not {str(kind)[:40]!r}")

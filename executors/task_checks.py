@@ -29,11 +29,13 @@ MAX_BODY_CHUNKS = (2 * 1024 * 1024 * 1024) // protocol.BODY_CHUNK_BYTES
 
 _ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_LENGTH}}}")
 _PATH_CHARACTER = re.compile(r"[A-Za-z0-9\-._~:/]")
+_PATH_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/]*")
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9\-._~:]+")
 # The API's versions, optionally behind the media prefixes Google uses for uploads and downloads.
 _PATH_PREFIX = re.compile(r"/(?:(?:upload|download)/)?v1(?:beta|alpha)?/")
 # RFC 3986's query characters: no '#', space, control or non-ASCII character.
 _QUERY_CHARACTER = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@/?=&%]")
+_QUERY_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@/?=&%]*")
 # Names and values are made of them less '&' and '=' (the structure), with '%' only in an escape;
 # a '?' in a name would mean a second '?' in the URL: a gateway bug, refused.
 _QUERY_NAME = r"(?:[A-Za-z0-9\-._~!$'()*+,;:@/]|%[0-9A-Fa-f]{2})+"
@@ -60,13 +62,17 @@ def is_task_id(value: object) -> bool:
     return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
+def _first_not_allowed(text: str, allowed: re.Pattern) -> str:
+    return next(character for character in text if not allowed.fullmatch(character))
+
+
 def path_problem(path: str) -> str | None:
     """Why path cannot go into the upstream URL as it is, or None when it can."""
     if len(path) > MAX_PATH_LENGTH:
         return f"path is longer than {MAX_PATH_LENGTH} characters"
-    for character in path:
-        if not _PATH_CHARACTER.fullmatch(character):
-            return f"path has a character that is not allowed: {shown(character)}"
+    # One match for the whole path; the character-by-character search only to name the culprit.
+    if not _PATH_CHARACTERS.fullmatch(path):
+        return f"path has a character that is not allowed: {shown(_first_not_allowed(path, _PATH_CHARACTER))}"
     prefix = _PATH_PREFIX.match(path)
     if prefix is None:
         return "path must start with /v1/, /v1beta/ or /v1alpha/ (or /upload/ or /download/ before them)"
@@ -82,9 +88,8 @@ def query_problem(query: str) -> str | None:
         return None
     if len(query) > MAX_QUERY_LENGTH:
         return f"query is longer than {MAX_QUERY_LENGTH} characters"
-    for character in query:
-        if not _QUERY_CHARACTER.fullmatch(character):
-            return f"query has a character that is not allowed: {shown(character)}"
+    if not _QUERY_CHARACTERS.fullmatch(query):
+        return f"query has a character that is not allowed: {shown(_first_not_allowed(query, _QUERY_CHARACTER))}"
     for number, part in enumerate(query.split("&"), start=1):
         if not _QUERY_PART.fullmatch(part):
             return f"query part {number} is not name=value with percent-encoded name and value"
@@ -151,10 +156,16 @@ def read_body_piece(frame: Mapping[str, Any], expected_seq: int) -> bytes:
         raise BadTask("seq must be an integer")
     if seq != expected_seq:
         raise BadTask(f"body piece {seq} arrived, {expected_seq} expected")
+    if isinstance(data, bytes):  # a binary frame's raw bytes: JSON text never produces bytes
+        piece = data
     # Strict: the lenient decoder skips stray characters and so would corrupt the body silently.
-    if not isinstance(data, str) or not _BASE64.fullmatch(data):
+    elif not isinstance(data, str) or not _BASE64.fullmatch(data):
         raise BadTask(f"body piece {seq} is not padded standard base64")
-    try:
-        return base64.b64decode(data, validate=True)
-    except binascii.Error as exc:  # the pattern above should already have refused it
-        raise BadTask(f"body piece {seq} is not padded standard base64") from exc
+    else:
+        try:
+            piece = base64.b64decode(data, validate=True)
+        except binascii.Error as exc:  # the pattern above should already have refused it
+            raise BadTask(f"body piece {seq} is not padded standard base64") from exc
+    if len(piece) > protocol.BODY_CHUNK_BYTES:
+        raise BadTask(f"body piece {seq} is larger than {protocol.BODY_CHUNK_BYTES} bytes")
+    return piece

@@ -34,8 +34,11 @@ GENERATE_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
 class ExecutorLink:
     """The gateway's end of one executor connection, as a test sees it."""
 
-    def __init__(self, ws: web.WebSocketResponse):
+    def __init__(self, ws: web.WebSocketResponse, binary_frames: bool = False):
         self.ws = ws
+        # Whether the welcome took up binary_frames: then request_body frames go out binary.
+        self.binary_frames = binary_frames
+        self.binary_received = 0
         self.hello: dict[str, Any] = {}
         self.control: asyncio.Queue[dict] = asyncio.Queue()  # frames without an id: hello, pong
         self.by_id: defaultdict[str, asyncio.Queue[dict]] = defaultdict(asyncio.Queue)
@@ -45,15 +48,27 @@ class ExecutorLink:
     async def send(self, frame: dict) -> None:
         await self.ws.send_str(protocol.dumps(frame))
 
+    async def send_body_piece(self, frame: dict) -> None:
+        """A request_body frame whose data is bytes, as the welcome agreed: binary, or base64 text."""
+        if self.binary_frames:
+            await self.ws.send_bytes(protocol.binary_frame(frame))
+        else:
+            await self.ws.send_str(protocol.text_frame(frame))
+
     async def next_for(self, task_id: str, within: float = 5) -> dict:
         return await asyncio.wait_for(self.by_id[task_id].get(), within)
 
     async def next_control(self, within: float = 5) -> dict:
         return await asyncio.wait_for(self.control.get(), within)
 
-    def received(self, text: str) -> None:
-        self.largest_frame = max(self.largest_frame, len(text))
-        frame = protocol.loads(text)
+    def received(self, message: str | bytes) -> None:
+        self.largest_frame = max(self.largest_frame, len(message))
+        if isinstance(message, bytes):
+            self.binary_received += 1
+            frame, data = protocol.split_binary_frame(message)
+            frame["data"] = data
+        else:
+            frame = protocol.loads(message)
         if "id" in frame:
             self.by_id[frame["id"]].put_nowait(frame)
         else:
@@ -63,9 +78,11 @@ class ExecutorLink:
 class FakeGateway:
     """Plays the gateway: checks the Bearer token, welcomes each executor, and hands the link to the test."""
 
-    def __init__(self, heartbeat_interval: float = 15, heartbeat_timeout: float = 60):
+    def __init__(self, heartbeat_interval: float = 15, heartbeat_timeout: float = 60, binary_frames: bool = False):
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
+        # Like a gateway of this version (True) or of one before binary frames (False).
+        self.binary_frames = binary_frames
         self.links: asyncio.Queue[ExecutorLink] = asyncio.Queue()
         self.refused = asyncio.Queue[str]()
         self.url = ""
@@ -98,19 +115,21 @@ class FakeGateway:
         try:
             first = await ws.receive(timeout=5)
             link.hello = protocol.loads(first.data)
-            await link.send(
-                {
-                    "type": "welcome",
-                    "protocol": 1,
-                    "executor_id": link.hello["executor_id"],
-                    "account": "test-account",
-                    "heartbeat_interval": self.heartbeat_interval,
-                    "heartbeat_timeout": self.heartbeat_timeout,
-                }
-            )
+            welcome = {
+                "type": "welcome",
+                "protocol": 1,
+                "executor_id": link.hello["executor_id"],
+                "account": "test-account",
+                "heartbeat_interval": self.heartbeat_interval,
+                "heartbeat_timeout": self.heartbeat_timeout,
+            }
+            if self.binary_frames and protocol.FEATURE_BINARY_FRAMES in link.hello.get("features", []):
+                welcome["features"] = [protocol.FEATURE_BINARY_FRAMES]
+                link.binary_frames = True
+            await link.send(welcome)
             self.links.put_nowait(link)
             async for message in ws:
-                if message.type is WSMsgType.TEXT:
+                if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
                     link.received(message.data)
         finally:
             link.closed.set()
@@ -152,8 +171,14 @@ async def send_task(
         }
     )
     for seq, piece in enumerate(pieces):
-        await link.send({"type": "request_body", "id": task_id, "seq": seq, "data": protocol.encode_body(piece)})
+        await link.send_body_piece({"type": "request_body", "id": task_id, "seq": seq, "data": piece})
     return task_id
+
+
+def data_of(frame: dict) -> bytes:
+    """A body frame's bytes: raw from a binary frame, decoded from a text one."""
+    data = frame["data"]
+    return data if isinstance(data, bytes) else protocol.decode_body(data)
 
 
 async def collect(link: ExecutorLink, task_id: str, relayed: Relayed | None = None) -> Relayed:
@@ -164,11 +189,11 @@ async def collect(link: ExecutorLink, task_id: str, relayed: Relayed | None = No
         if frame["type"] == "response_start":
             relayed.status, relayed.headers = frame["status"], frame["headers"]
             if frame.get("end"):  # a small answer, whole in its first frame
-                relayed.body += protocol.decode_body(frame["data"])
+                relayed.body += data_of(frame)
                 relayed.end = frame
         elif frame["type"] == "response_body":
             relayed.body_frames.append(frame)
-            relayed.body += protocol.decode_body(frame["data"])
+            relayed.body += data_of(frame)
         elif frame["type"] == "response_end":
             relayed.end = frame
         elif frame["type"] == "error":
@@ -192,9 +217,10 @@ async def fake() -> AsyncIterator[FakeUpstream]:
         yield upstream
 
 
-@pytest.fixture
-async def gateway() -> AsyncIterator[FakeGateway]:
-    stand_in = FakeGateway()
+@pytest.fixture(params=[False, True], ids=["text frames", "binary frames"])
+async def gateway(request: pytest.FixtureRequest) -> AsyncIterator[FakeGateway]:
+    """A stand-in gateway of each kind: one that sends only text frames, and one that agrees to binary frames."""
+    stand_in = FakeGateway(binary_frames=request.param)
     await stand_in.start()
     yield stand_in
     await stand_in.stop()

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from executors import protocol
-from executors.agent import SOFTWARE, backoff_delay, executor_url
+from executors.agent import SOFTWARE, backoff_delay, executor_url, log_level
 from tests import agent_harness
 from tests.agent_harness import (
     AGENT_KEY,
@@ -28,6 +28,7 @@ from tests.agent_harness import (
     Relayed,
     closed_port,
     collect,
+    data_of,
     generate_body,
     send_task,
 )
@@ -69,7 +70,7 @@ async def test_a_stream_is_relayed_piece_by_piece_exactly_as_upstream_sent_it(li
     assert first_piece["type"] == "response_body"
     assert fake.stream_held.is_set(), "the first piece was relayed while upstream was still holding"
     relayed.body_frames.append(first_piece)
-    relayed.body += protocol.decode_body(first_piece["data"])
+    relayed.body += data_of(first_piece)
     fake.release()
     await collect(link, task_id, relayed)
 
@@ -91,7 +92,7 @@ async def test_large_request_body_arrives_intact_and_every_frame_stays_under_1_m
     assert relayed.status == 200
     assert bytes(relayed.body) == bytes(fake.requests[-1].response_body)
     assert len(relayed.body) > 3 * 1024 * 1024
-    assert all(len(protocol.decode_body(f["data"])) <= protocol.BODY_CHUNK_BYTES for f in relayed.body_frames)
+    assert all(len(data_of(f)) <= protocol.BODY_CHUNK_BYTES for f in relayed.body_frames)
     assert link.largest_frame < DAPHNE_MAX_MESSAGE
 
 
@@ -254,8 +255,8 @@ async def test_body_piece_out_of_order_fails_the_task_as_bad_task(link):
     assert (error["type"], error["code"]) == ("error", "bad_task")
 
 
-async def test_each_task_logs_one_line_without_query_token_or_keys(link, caplog):
-    caplog.set_level(logging.INFO, logger="gemproxy.agent")
+async def test_each_task_logs_one_debug_line_without_query_token_or_keys(link, caplog):
+    caplog.set_level(logging.DEBUG, logger="gemproxy.agent")
     task_id = await send_task(
         link, generate_body("log me"), path=STREAM_PATH, query="alt=sse&pageToken=query-secret",
         headers={"content-type": "application/json"},
@@ -263,10 +264,29 @@ async def test_each_task_logs_one_line_without_query_token_or_keys(link, caplog)
     await collect(link, task_id)
     await asyncio.sleep(0)  # the runner logs in its finally, after response_end
 
-    task_lines = [r.getMessage() for r in caplog.records if STREAM_PATH in r.getMessage()]
+    task_lines = [r for r in caplog.records if STREAM_PATH in r.getMessage()]
     assert len(task_lines) == 1
-    assert task_lines[0].startswith(f"POST {STREAM_PATH} 200 ")
+    assert task_lines[0].getMessage().startswith(f"POST {STREAM_PATH} 200 ")
+    assert task_lines[0].levelno == logging.DEBUG
     assert not any(secret in caplog.text for secret in (TOKEN, AGENT_KEY, "query-secret"))
+
+
+async def test_a_successful_call_costs_no_info_line_but_is_counted_in_the_summary(start_agent, gateway, caplog):
+    caplog.set_level(logging.INFO, logger="gemproxy.agent")
+    agent = await start_agent()
+    link = await gateway.next_link()
+    for _ in range(2):
+        await collect(link, await send_task(link, generate_body("count me")))
+    await collect(link, await send_task(link, generate_body("missing"), path="/v1beta/models/nope:frobnicate"))
+    await asyncio.sleep(0)
+
+    agent.log_summary()
+
+    assert not [r for r in caplog.records if GENERATE_PATH in r.getMessage()], "a 2xx call has no INFO line"
+    assert [r.levelno for r in caplog.records if "nope" in r.getMessage()] == [logging.INFO]
+    assert caplog.records[-1].getMessage() == "3 calls in the last 60s: 200 x2, 404 x1"
+    agent.log_summary()
+    assert caplog.records[-1].getMessage() == "3 calls in the last 60s: 200 x2, 404 x1", "nothing new, no line"
 
 
 async def test_agent_process_reads_its_environment_and_exits_cleanly_on_sigterm(gateway, fake):
@@ -327,4 +347,24 @@ async def test_a_small_unary_answer_travels_whole_in_one_frame(link, fake):
     frame = await link.next_for(task_id)
 
     assert (frame["type"], frame["status"], frame["end"]) == ("response_start", 200, True)
-    assert protocol.decode_body(frame["data"]) == bytes(fake.requests[-1].response_body)
+    assert data_of(frame) == bytes(fake.requests[-1].response_body)
+
+
+async def test_bodies_travel_as_binary_frames_exactly_when_the_welcome_agreed_to_them(link, gateway, fake):
+    body = generate_body("binary or not")
+    task_id = await send_task(link, body + b" " * (2 * protocol.BODY_CHUNK_BYTES))
+    relayed = await collect(link, task_id)
+
+    assert fake.requests[-1].body == body + b" " * (2 * protocol.BODY_CHUNK_BYTES)
+    assert bytes(relayed.body) == bytes(fake.requests[-1].response_body)
+    assert (link.binary_received > 0) is gateway.binary_frames
+
+
+LOG_LEVELS = {"": logging.INFO, "debug": logging.DEBUG, "WARNING": logging.WARNING, "bogus": logging.INFO}
+
+
+@pytest.mark.parametrize(("value", "level"), LOG_LEVELS.items())
+def test_the_log_level_comes_from_log_level_like_the_gateways(monkeypatch, value, level):
+    monkeypatch.setenv("LOG_LEVEL", value)
+
+    assert log_level() == level

@@ -185,11 +185,26 @@ async def test_a_welcome_with_unusable_heartbeat_values_keeps_the_connection(lin
     await assert_still_serving(link, gateway, fake, agent_log)
 
 
-async def test_a_binary_frame_is_ignored(link, gateway, fake, agent_log):
-    await link.ws.send_bytes(b'{"type": "ping", "nonce": "binary"}')
+def binary(header: bytes, data: bytes = b"") -> bytes:
+    return len(header).to_bytes(4, "big") + header + data
+
+
+MALFORMED_BINARY = {
+    "JSON sent as binary": b'{"type": "ping", "nonce": "binary"}',
+    "shorter than its header length": b"\x00\x00",
+    "a header length past the end": b"\x00\x00\x01\x00{}",
+    "a header that is not JSON": binary(b"{{{"),
+    "a header without a type": binary(b"{}", b"body"),
+    "a header that holds data too": binary(b'{"type":"request_body","id":"t1","seq":0,"data":"AAAA"}', b"x"),
+}
+
+
+@pytest.mark.parametrize("message", MALFORMED_BINARY.values(), ids=MALFORMED_BINARY.keys())
+async def test_a_malformed_binary_frame_is_ignored(link, gateway, fake, agent_log, message):
+    await link.ws.send_bytes(message)
 
     await assert_still_serving(link, gateway, fake, agent_log)
-    assert any("binary frame" in record.getMessage() for record in agent_log.records)
+    assert any("ignoring a frame" in record.getMessage() for record in agent_log.records)
 
 
 async def test_a_flood_of_hostile_frames_costs_nothing_but_their_own_tasks(link, gateway, fake, agent_log):

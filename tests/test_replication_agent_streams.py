@@ -82,7 +82,7 @@ async def send_pieces(link, task_id: str, pieces: list[bytes], first_seq: int = 
 
 
 async def test_the_agent_announces_binary_bodies(link) -> None:
-    assert link.hello["features"] == ["binary_body"]
+    assert link.hello["features"] == ["binary_body", "binary_frames"]
 
 
 async def test_a_large_body_reaches_the_upstream_before_its_last_piece_arrives(link, upstream) -> None:
