@@ -478,5 +478,6 @@ def discard_pending() -> None:
 
 
 def depth() -> int:
-    """Records of this process not yet in the database, queued or held back (for /metrics)."""
-    return writer.held_back + writer._queue.qsize()
+    """Records of this process not yet in the database: queued, held back, or in its journal (for /metrics)."""
+    durable = get_usage_queue()
+    return writer.held_back + writer._queue.qsize() + (durable.depth_in_process() if durable is not None else 0)

@@ -182,7 +182,11 @@ class JournalUsageQueue:
 
     def depth(self) -> int:
         """Records in this process's journal (and in dead ones' it is writing) not yet written."""
-        return self._appended + sum(segment.lines - segment.lines_written for segment in self._segments)
+        # A copy (taken at once, under the GIL): the writer thread may change the deque meanwhile.
+        return self._appended + sum(segment.lines - segment.lines_written for segment in tuple(self._segments))
+
+    def depth_in_process(self) -> int:
+        return self.depth()  # this process's journal, and dead ones' it took over
 
     def close(self) -> None:
         """Let go of the journal: an empty one is removed, records still in it wait for the next process."""

@@ -30,9 +30,9 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -73,6 +73,10 @@ class UsageQueue(Protocol):
     def done(self, entry_ids: list[Any]) -> None: ...
 
     def depth(self) -> int: ...
+
+    def depth_in_process(self) -> int:
+        """The part of ``depth`` this process answers for, which /metrics sums over live processes."""
+        ...
 
     def close(self) -> None: ...
 
@@ -115,6 +119,9 @@ class RedisUsageQueue:
     def depth(self) -> int:
         """Records queued and not yet written (acknowledged entries are deleted)."""
         return int(self._drainer.xlen(self.stream))
+
+    def depth_in_process(self) -> int:
+        return 0  # the stream is every process's: its depth is XLEN's, not a per-process figure
 
     def _ensure_group(self) -> None:
         # Also after a Redis restart has lost the group: BUSYGROUP says it exists.
@@ -193,9 +200,22 @@ def _entries(reply: Any) -> list:
     return [entry for _, batch in reply for entry in batch]
 
 
-@cache
+# The process's queue, made once: by the first call, or the writer's thread, or the metrics sampler's.
+_made: list[UsageQueue | None] = []
+_making = threading.Lock()
+
+
 def get_usage_queue() -> UsageQueue | None:
     """The process's durable queue; None with GEMPROXY_USAGE_QUEUE off (records go straight to the writer)."""
+    if _made:
+        return _made[0]
+    with _making:  # two journals in one process would leave one of them undrained
+        if not _made:
+            _made.append(_pick_usage_queue())
+    return _made[0]
+
+
+def _pick_usage_queue() -> UsageQueue | None:
     if not getattr(settings, "GEMPROXY_USAGE_QUEUE", False):
         return None
     if settings.REDIS_URL:
@@ -205,8 +225,7 @@ def get_usage_queue() -> UsageQueue | None:
 
 def reset_usage_queue() -> None:
     """Close the process's queue, if it has one, so that the next call picks one from the settings again (tests)."""
-    if get_usage_queue.cache_info().currsize:
-        queue = get_usage_queue()
-        if queue is not None:
-            queue.close()
-    get_usage_queue.cache_clear()
+    with _making:
+        queue = _made.pop() if _made else None
+    if queue is not None:
+        queue.close()

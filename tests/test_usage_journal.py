@@ -19,7 +19,7 @@ from accounts import usage
 from accounts.models import UsageDaily, UsageRecord
 from accounts.usage import UsageEvent
 from accounts.usage_journal import JournalUsageQueue
-from accounts.usage_queue import get_usage_queue
+from accounts.usage_queue import get_usage_queue, reset_usage_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -115,6 +115,7 @@ def test_records_stay_in_the_journal_while_the_database_is_away(journal, monkeyp
     monkeypatch.setattr(usage, "write_batch", unreachable)
     assert usage.flush() == 0
     assert journal.depth() == 5
+    assert usage.depth() == 5  # what /metrics shows
     assert usage.writer.held_back == 0  # held by the journal, not by the process
     record_all([keyed_event(5)])
 
@@ -156,7 +157,7 @@ def test_a_clean_exit_leaves_no_journal_behind(journal) -> None:
 
 def test_with_the_queue_off_a_record_waits_in_the_process(settings) -> None:
     settings.GEMPROXY_USAGE_QUEUE = False
-    get_usage_queue.cache_clear()
+    reset_usage_queue()
 
     record_all([keyed_event()])
 
