@@ -442,8 +442,21 @@ def _with_record_id(event: UsageEvent) -> UsageEvent:
 
 
 def record(event: UsageEvent) -> None:
-    """Queue the record in this process; never blocks the caller."""
-    writer.put(_with_record_id(event))
+    """Record from synchronous code; never blocks the caller.
+
+    Durable too if the queue takes it without an event loop (the journal
+    does), else it waits in this process's memory.
+    """
+    _with_record_id(event)
+    durable = get_usage_queue()
+    if durable is not None:
+        try:
+            if durable.append_at_once(event):
+                writer.ensure_started()
+                return
+        except Exception as error:
+            logger.warning("usage: %s refused a record (%r); kept in this process", durable.description, error)
+    writer.put(event)
 
 
 async def arecord(event: UsageEvent) -> None:
@@ -451,20 +464,20 @@ async def arecord(event: UsageEvent) -> None:
 
     Distributed: one XADD, well under a millisecond on a local Redis. Embedded:
     one line appended to the journal. If the queue cannot take it, the record
-    waits in this process as ``record`` would have it.
+    waits in this process's memory.
     """
     durable = get_usage_queue()
     if durable is None:
-        record(event)
+        writer.put(_with_record_id(event))
         return
     try:
         await durable.append(_with_record_id(event))
     except asyncio.CancelledError:
-        record(event)  # the call is being torn down: keep the record all the same
+        writer.put(event)  # the call is being torn down: keep the record all the same
         raise
     except Exception as error:
         logger.warning("usage: %s refused a record (%r); kept in this process", durable.description, error)
-        record(event)
+        writer.put(event)
     else:
         writer.ensure_started()
 

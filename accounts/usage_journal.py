@@ -91,6 +91,10 @@ class JournalUsageQueue:
 
         Synchronous inside: a write to the page cache takes microseconds, less than a thread hop.
         """
+        self.append_at_once(event)
+
+    def append_at_once(self, event: UsageEvent) -> bool:
+        """``append`` for synchronous callers: always possible here."""
         line = encode(event) + b"\n"
         with self._append_lock:
             written = os.write(self._fd, line)
@@ -98,6 +102,7 @@ class JournalUsageQueue:
                 os.write(self._fd, b"\n")  # end the torn line, so that the next one reads whole
                 raise OSError(f"usage journal: {written} of {len(line)} bytes written")
             self._appended += 1
+        return True
 
     def _close_open_segment(self) -> bool:
         """Start a new segment and queue the current one for writing, if it holds anything."""

@@ -66,6 +66,10 @@ class UsageQueue(Protocol):
 
     async def append(self, event: UsageEvent) -> None: ...
 
+    def append_at_once(self, event: UsageEvent) -> bool:
+        """Append without an event loop, if this queue can (True); raises as ``append`` does."""
+        ...
+
     def take(self, count: int) -> list[tuple[Any, UsageEvent | None]]:
         """Up to ``count`` entries (id, event or None if unreadable); those not ``done`` come again."""
         ...
@@ -115,6 +119,9 @@ class RedisUsageQueue:
             # Cut short, the XADD may still run: the record_id keeps the copy kept in memory from counting twice.
             self._skip_until = time.monotonic() + SKIP_SECONDS
             raise
+
+    def append_at_once(self, event: UsageEvent) -> bool:
+        return False  # its client is the event loop's: synchronous callers keep their records in memory
 
     def depth(self) -> int:
         """Records queued and not yet written (acknowledged entries are deleted)."""

@@ -59,6 +59,14 @@ def test_a_recorded_call_waits_in_the_journal_not_in_the_process_until_it_is_wri
     assert journal.depth() == 0
 
 
+def test_a_record_from_synchronous_code_goes_to_the_journal_too(journal) -> None:
+    usage.record(keyed_event())  # as the DRF views and the refusal of an unknown key record
+    usage.record(UsageEvent(outcome="rejected_auth", method="generateContent", status_code=400))
+
+    assert (journal.depth(), usage.writer._queue.qsize()) == (2, 0)
+    assert usage.flush() == 2
+
+
 def test_a_written_segment_is_deleted_and_appends_go_on_in_a_new_one(journal) -> None:
     record_all([keyed_event()])
     usage.flush()
