@@ -1,18 +1,18 @@
 """One usage record per call, accepted or not, written off the request path.
 
-``record`` only puts the event on a queue. A daemon thread writes the queue
-every ``GEMPROXY_USAGE_FLUSH_SECONDS`` (or as soon as a batch is full) with one
-multi-row insert and adds the batch to the daily rollup in the same
-transaction. At a clean exit the rest of the queue is written (atexit).
-``flush`` writes everything queued so far from the calling thread; tests use
-it, with the thread disabled (``GEMPROXY_USAGE_FLUSH_SECONDS = 0``).
-
-The relay calls ``arecord``: the record goes to the durable queue
+Neither ``arecord`` (the relay's) nor ``record`` (synchronous code's) waits
+for the database. The record goes to the durable queue
 (``accounts.usage_queue``: a Redis stream, or in embedded mode a journal file
-in the data directory) before the answer completes, and the same thread
-drains that queue, records of a killed process too. Every record carries a
-``record_id``, unique in the table: one delivered twice is written once. Only
-when the queue cannot take it does a record wait in this process's memory.
+in the data directory) before the answer completes; only when the queue
+cannot take it (``record`` with Redis, or a queue that fails) does it wait in
+this process's memory. A daemon thread writes memory and the durable queue,
+records of a killed process too, every ``GEMPROXY_USAGE_FLUSH_SECONDS`` (or as
+soon as a batch in memory is full) with one multi-row insert, adding the batch
+to the daily rollup in the same transaction. At a clean exit the rest is
+written (atexit). ``flush`` writes everything recorded so far from the calling
+thread; tests use it, with the thread disabled
+(``GEMPROXY_USAGE_FLUSH_SECONDS = 0``). Every record carries a ``record_id``,
+unique in the table: one delivered twice is written once.
 
 Every text field is made storable on the way in (``accounts.storable``), and
 one record the database still refuses never holds up the others: a refused
