@@ -27,7 +27,7 @@ def durable(settings, redis_url: str, redis_prefix: str, on_postgresql) -> Redis
     settings.REDIS_URL, settings.REDIS_PREFIX, settings.GEMPROXY_USAGE_QUEUE = redis_url, redis_prefix, True
     reset_usage_queue()
     queue = get_usage_queue()
-    assert queue is not None
+    assert isinstance(queue, RedisUsageQueue)
     return queue
 
 

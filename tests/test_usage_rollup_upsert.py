@@ -45,8 +45,10 @@ def test_batches_of_one_group_add_up_in_one_row(database) -> None:
 
 
 def test_calls_without_a_key_share_one_row_across_batches(database) -> None:
-    anonymous = dict(outcome="rejected_auth", method="generateContent", status_code=400, model="made-up")
-    write_batches([UsageEvent(**anonymous)], [UsageEvent(**anonymous)])
+    def anonymous() -> UsageEvent:
+        return UsageEvent(outcome="rejected_auth", method="generateContent", status_code=400, model="made-up")
+
+    write_batches([anonymous()], [anonymous()])
 
     row = UsageDaily.objects.get()
     assert (row.key_id, row.user_id, row.model, row.requests) == (None, None, "", 2)
