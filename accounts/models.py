@@ -7,7 +7,8 @@ from functools import cached_property
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts import rejections
@@ -305,12 +306,23 @@ class UsageRecord(models.Model):
         return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens
 
 
+# A rollup row's group, as its unique index (and the writer's ON CONFLICT) spell it. 0 is no primary key.
+GROUP_EXPRESSIONS = (
+    F("day"),
+    Coalesce(F("user"), Value(0)),
+    Coalesce(F("key"), Value(0)),
+    F("model"),
+    F("outcome"),
+)
+
+
 class UsageDaily(models.Model):
     """Usage summed per day, member, key, model and outcome: what the usage pages read.
 
-    The batch writer adds to it as it writes records; ``rollup_usage`` rebuilds
-    days from the records. Rows for one group may be split in two by a race
-    between processes; every reader sums, so that is harmless.
+    The batch writer adds to it as it writes records (one upsert per group,
+    ``accounts.rollup``); ``rollup_usage`` rebuilds days from the records. One
+    row per group: calls without a key or member share theirs (NULLs count as
+    0 in the unique index, as SQL would keep NULLs apart).
     """
 
     day = models.DateField()
@@ -333,7 +345,9 @@ class UsageDaily(models.Model):
         indexes = [
             models.Index(fields=["day"], name="usage_daily_day"),
             models.Index(fields=["user", "day"], name="usage_daily_user_day"),
-            models.Index(fields=["day", "user", "key", "model", "outcome"], name="usage_daily_group"),
+        ]
+        constraints = [
+            models.UniqueConstraint(*GROUP_EXPRESSIONS, name="usage_daily_one_row_per_group"),
         ]
 
     def __str__(self) -> str:

@@ -1,18 +1,18 @@
 """One usage record per call, accepted or not, written off the request path.
 
-``record`` only puts the event on a queue. A daemon thread writes the queue
-every ``GEMPROXY_USAGE_FLUSH_SECONDS`` (or as soon as a batch is full) with one
-multi-row insert and adds the batch to the daily rollup in the same
-transaction. At a clean exit the rest of the queue is written (atexit).
-``flush`` writes everything queued so far from the calling thread; tests use
-it, with the thread disabled (``GEMPROXY_USAGE_FLUSH_SECONDS = 0``).
-
-In distributed mode the relay calls ``arecord``: the record goes to a Redis
-stream (``accounts.usage_queue``) before the answer completes, and the same
-thread drains that stream, records of other processes (a killed one's) too.
-Every record carries a ``record_id``, unique in the table: one delivered
-twice is written once. Only when Redis cannot take it does a record wait in
-this process's memory, as in embedded mode.
+Neither ``arecord`` (the relay's) nor ``record`` (synchronous code's) waits
+for the database. The record goes to the durable queue
+(``accounts.usage_queue``: a Redis stream, or in embedded mode a journal file
+in the data directory) before the answer completes; only when the queue
+cannot take it (``record`` with Redis, or a queue that fails) does it wait in
+this process's memory. A daemon thread writes memory and the durable queue,
+records of a killed process too, every ``GEMPROXY_USAGE_FLUSH_SECONDS`` (or as
+soon as a batch in memory is full) with one multi-row insert, adding the batch
+to the daily rollup in the same transaction. At a clean exit the rest is
+written (atexit). ``flush`` writes everything recorded so far from the calling
+thread; tests use it, with the thread disabled
+(``GEMPROXY_USAGE_FLUSH_SECONDS = 0``). Every record carries a ``record_id``,
+unique in the table: one delivered twice is written once.
 
 Every text field is made storable on the way in (``accounts.storable``), and
 one record the database still refuses never holds up the others: a refused
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
-import contextlib
 import logging
 import queue
 import threading
@@ -50,7 +48,7 @@ from django.db.models.functions import Least
 
 from accounts.storable import storable
 from accounts.usage_event import UsageEvent
-from accounts.usage_queue import get_usage_queue
+from accounts.usage_queue import get_usage_queue, reset_usage_queue
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +86,6 @@ class UsageWriter:
         self.dropped = 0
         self.lost = 0
         self._queue_failing = False  # the durable queue's outage is logged once
-        # Futures of callers waiting for their event to be written (put_and_wait).
-        self._waiters: list[concurrent.futures.Future] = []
-        self._waiters_lock = threading.Lock()
 
     def put(self, event: UsageEvent) -> None:
         self._queue.put(event)
@@ -98,23 +93,6 @@ class UsageWriter:
             self._start()
         elif self._queue.qsize() >= BATCH_SIZE:
             self._wake.set()
-
-    def put_and_wait(self, event: UsageEvent) -> concurrent.futures.Future | None:
-        """Queue the event and wake the thread at once; the future is done once a write that took it ended.
-
-        None when there is no thread (tests, or the writer is off): then it is only queued.
-        """
-        if self._thread is None:
-            self._start()
-        if self._thread is None:
-            self.put(event)
-            return None
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        with self._waiters_lock:
-            self._queue.put(event)
-            self._waiters.append(future)
-        self._wake.set()
-        return future
 
     def ensure_started(self) -> None:
         """Start the writer thread if it is not running (it drains the durable queue too)."""
@@ -137,21 +115,14 @@ class UsageWriter:
         while not self._closing:
             self._wake.wait(interval)
             self._wake.clear()
-            # Every event of these waiters is queued already: this flush takes them.
-            with self._waiters_lock:
-                waiters, self._waiters = self._waiters, []
             if time.monotonic() - cleaned >= interval:
-                # Not on every wake-up: with SQLite's CONN_MAX_AGE of 0 this reconnects,
-                # which cost a waiting call 50 ms (bench_relay, 1 client).
+                # Not on every wake-up (a full batch wakes it): with SQLite's CONN_MAX_AGE of 0 this reconnects.
                 cleaned = time.monotonic()
                 close_old_connections()
             try:
                 self.flush()
             except Exception:
                 logger.exception("usage writer: flush failed")
-            for waiter in waiters:  # written, or held back if the database is away: the wait is over either way
-                with contextlib.suppress(concurrent.futures.InvalidStateError):
-                    waiter.set_result(None)
         connections.close_all()  # this thread's own
 
     @property
@@ -186,9 +157,7 @@ class UsageWriter:
         return written
 
     def _drain_durable_queue(self) -> int:
-        """Write what the Redis stream holds, in batches; an entry is forgotten only once written (or refused)."""
-        from redis.exceptions import RedisError
-
+        """Write what the durable queue holds, in batches; an entry is forgotten only once written (or refused)."""
         durable = get_usage_queue()
         if durable is None:
             return 0
@@ -203,14 +172,14 @@ class UsageWriter:
                 durable.done([entry_id for entry_id, _ in taken])
                 if len(taken) < BATCH_SIZE:
                     break
-        except RedisError as error:
+        except durable.errors as error:
             if not self._queue_failing:
                 self._queue_failing = True
-                logger.warning("usage writer: the usage queue in Redis is unreachable (%r); retrying", error)
+                logger.warning("usage writer: %s is unreachable (%r); retrying", durable.description, error)
             return written
         if self._queue_failing:
             self._queue_failing = False
-            logger.warning("usage writer: the usage queue in Redis answers again")
+            logger.warning("usage writer: %s answers again", durable.description)
         return written
 
     def depth(self) -> int:
@@ -282,6 +251,7 @@ class UsageWriter:
             self.flush()
         except Exception:
             logger.exception("usage writer: flush at shutdown failed")
+        reset_usage_queue()  # an empty journal is removed; what could not be written waits for the next process
         left = self.held_back + self._queue.qsize()
         if left:
             logger.error("usage writer: %d usage records lost at shutdown: the database could not be reached", left)
@@ -472,47 +442,44 @@ def _with_record_id(event: UsageEvent) -> UsageEvent:
 
 
 def record(event: UsageEvent) -> None:
-    """Queue the record in this process; never blocks the caller."""
-    writer.put(_with_record_id(event))
+    """Record from synchronous code; never blocks the caller.
+
+    Durable too if the queue takes it without an event loop (the journal
+    does), else it waits in this process's memory.
+    """
+    _with_record_id(event)
+    durable = get_usage_queue()
+    if durable is not None:
+        try:
+            if durable.append_at_once(event):
+                writer.ensure_started()
+                return
+        except Exception as error:
+            logger.warning("usage: %s refused a record (%r); kept in this process", durable.description, error)
+    writer.put(event)
 
 
 async def arecord(event: UsageEvent) -> None:
-    """Make the record durable before the caller's answer completes; never raises.
+    """Make the record durable before the caller's answer completes, without waiting for the database; never raises.
 
-    Distributed: one XADD, well under a millisecond on a local Redis; if Redis
-    cannot take it, the record waits in this process as ``record`` would have it.
-    Embedded: the writer thread is woken and the call waits until the batch that
-    took its record is written, at most ``GEMPROXY_USAGE_WAIT_SECONDS`` (0: no
-    wait, records then wait up to a second in memory). Concurrent calls share
-    one transaction.
+    Distributed: one XADD, well under a millisecond on a local Redis. Embedded:
+    one line appended to the journal. If the queue cannot take it, the record
+    waits in this process's memory.
     """
     durable = get_usage_queue()
     if durable is None:
-        await _written_soon(_with_record_id(event))
+        writer.put(_with_record_id(event))
         return
     try:
         await durable.append(_with_record_id(event))
     except asyncio.CancelledError:
-        record(event)  # the call is being torn down: keep the record all the same
+        writer.put(event)  # the call is being torn down: keep the record all the same
         raise
     except Exception as error:
-        logger.warning("usage: the usage queue in Redis refused a record (%r); kept in this process", error)
-        record(event)
+        logger.warning("usage: %s refused a record (%r); kept in this process", durable.description, error)
+        writer.put(event)
     else:
         writer.ensure_started()
-
-
-async def _written_soon(event: UsageEvent) -> None:
-    wait = float(getattr(settings, "GEMPROXY_USAGE_WAIT_SECONDS", 0.25))
-    if wait <= 0:
-        writer.put(event)
-        return
-    future = writer.put_and_wait(event)
-    if future is None:
-        return  # no writer thread: queued only
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(wait):
-            await asyncio.wrap_future(future)
 
 
 def flush() -> int:
@@ -524,5 +491,6 @@ def discard_pending() -> None:
 
 
 def depth() -> int:
-    """Records of this process not yet in the database, queued or held back (for /metrics)."""
-    return writer.held_back + writer._queue.qsize()
+    """Records of this process not yet in the database: queued, held back, or in its journal (for /metrics)."""
+    durable = get_usage_queue()
+    return writer.held_back + writer._queue.qsize() + (durable.depth_in_process() if durable is not None else 0)

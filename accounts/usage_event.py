@@ -1,14 +1,17 @@
 """One call's usage record as the gateway sees it, before it is a row (``accounts.usage`` writes it).
 
 Its own module because both the writer (``accounts.usage``) and the durable
-queue in front of it (``accounts.usage_queue``) speak it.
+queues in front of it (``accounts.usage_queue``, ``accounts.usage_journal``)
+speak it, the queues as one JSON object (``encode``, ``decode``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Any
 
+import orjson
 from django.utils import timezone
 
 
@@ -41,3 +44,21 @@ class UsageEvent:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens
+
+
+def encode(event: UsageEvent) -> bytes:
+    # orjson takes the dataclass as it is, created_at as ISO 8601: a few microseconds on the call's path.
+    return orjson.dumps(event)
+
+
+def decode(raw: bytes | str) -> UsageEvent:
+    """The event an entry holds; ValueError (or TypeError, KeyError) if it is not one of ours."""
+    entry = orjson.loads(raw)
+    if not isinstance(entry, dict):
+        raise ValueError("not an object")
+    values: dict[str, Any] = {name: value for name, value in entry.items() if name in _FIELDS}
+    values["created_at"] = datetime.fromisoformat(values["created_at"])
+    return UsageEvent(**values)
+
+
+_FIELDS = frozenset(f.name for f in fields(UsageEvent))

@@ -1,4 +1,12 @@
-"""The durable queue of usage records in distributed mode: one Redis stream that every gateway process drains.
+"""The durable queue of usage records, picked by settings: a Redis stream, or a journal file in embedded mode.
+
+``get_usage_queue`` returns the process's queue: with ``REDIS_URL`` the Redis
+stream below, without it the journal in the data directory
+(``accounts.usage_journal``), and None with ``GEMPROXY_USAGE_QUEUE`` off
+(records then wait in the process's memory). Both answer the same few calls
+(``UsageQueue``); the writer thread (``accounts.usage``) drains either.
+
+The Redis stream, which every gateway process drains:
 
 A call's record is appended (XADD) before its answer completes, so a gateway
 process SIGKILLed a moment later has lost nothing: whichever process drains
@@ -19,20 +27,19 @@ Redis must persist (AOF) for records to survive a Redis restart too.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from dataclasses import fields
-from datetime import datetime
-from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from django.conf import settings
 
-from accounts.usage_event import UsageEvent
+from accounts.usage_event import UsageEvent, decode, encode
+from accounts.usage_journal import JournalUsageQueue
 
 logger = logging.getLogger(__name__)
 
@@ -51,23 +58,31 @@ class QueueUnavailable(Exception):
     """Redis failed an append a moment ago: the record stays in the process."""
 
 
-def encode(event: UsageEvent) -> str:
-    # A shallow copy: every field is a plain value, and asdict's deep copy costs more than the XADD's encoding.
-    entry = dict(vars(event))
-    entry["created_at"] = event.created_at.isoformat()
-    return json.dumps(entry, separators=(",", ":"))
+class UsageQueue(Protocol):
+    """Where a call's record is durable before its answer completes, until the writer has written it."""
 
+    errors: tuple[type[Exception], ...]  # what take, done and depth raise while the queue is unreachable
+    description: str  # for the writer's log
 
-def decode(raw: bytes | str) -> UsageEvent:
-    """The event an entry holds; ValueError (or TypeError) if it is not one of ours."""
+    async def append(self, event: UsageEvent) -> None: ...
 
-    entry = json.loads(raw)
-    if not isinstance(entry, dict):
-        raise ValueError("not an object")
-    known = {f.name for f in fields(UsageEvent)}
-    values: dict[str, Any] = {name: value for name, value in entry.items() if name in known}
-    values["created_at"] = datetime.fromisoformat(values["created_at"])
-    return UsageEvent(**values)
+    def append_at_once(self, event: UsageEvent) -> bool:
+        """Append without an event loop, if this queue can (True); raises as ``append`` does."""
+        ...
+
+    def take(self, count: int) -> list[tuple[Any, UsageEvent | None]]:
+        """Up to ``count`` entries (id, event or None if unreadable); those not ``done`` come again."""
+        ...
+
+    def done(self, entry_ids: list[Any]) -> None: ...
+
+    def depth(self) -> int: ...
+
+    def depth_in_process(self) -> int:
+        """The part of ``depth`` this process answers for, which /metrics sums over live processes."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def consumer_name() -> str:
@@ -82,6 +97,8 @@ class RedisUsageQueue:
 
         from gemproxy_site.redis_options import async_client_options, sync_client_options
 
+        self.errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self.description = "the usage queue in Redis"
         self.stream = prefix + "usage"
         self.consumer = consumer or consumer_name()
         # The appending side lives on the event loop, the draining side in the writer's thread.
@@ -103,9 +120,15 @@ class RedisUsageQueue:
             self._skip_until = time.monotonic() + SKIP_SECONDS
             raise
 
+    def append_at_once(self, event: UsageEvent) -> bool:
+        return False  # its client is the event loop's: synchronous callers keep their records in memory
+
     def depth(self) -> int:
         """Records queued and not yet written (acknowledged entries are deleted)."""
         return int(self._drainer.xlen(self.stream))
+
+    def depth_in_process(self) -> int:
+        return 0  # the stream is every process's: its depth is XLEN's, not a per-process figure
 
     def _ensure_group(self) -> None:
         # Also after a Redis restart has lost the group: BUSYGROUP says it exists.
@@ -171,6 +194,9 @@ class RedisUsageQueue:
             pipe.xdel(self.stream, *entry_ids)
             pipe.execute()
 
+    def close(self) -> None:
+        self._drainer.close()
+
 
 def _entries(reply: Any) -> list:
     # XREADGROUP answers [[stream, [(id, fields), ...]]] (RESP2) or {stream: [[...]]} (RESP3).
@@ -181,9 +207,32 @@ def _entries(reply: Any) -> list:
     return [entry for _, batch in reply for entry in batch]
 
 
-@cache
-def get_usage_queue() -> RedisUsageQueue | None:
-    """The process's durable queue, or None in embedded mode (records go straight to the writer)."""
-    if not getattr(settings, "GEMPROXY_USAGE_QUEUE", False) or not settings.REDIS_URL:
+# The process's queue, made once: by the first call, or the writer's thread, or the metrics sampler's.
+_made: list[UsageQueue | None] = []
+_making = threading.Lock()
+
+
+def get_usage_queue() -> UsageQueue | None:
+    """The process's durable queue; None with GEMPROXY_USAGE_QUEUE off (records go straight to the writer)."""
+    if _made:
+        return _made[0]
+    with _making:  # two journals in one process would leave one of them undrained
+        if not _made:
+            _made.append(_pick_usage_queue())
+    return _made[0]
+
+
+def _pick_usage_queue() -> UsageQueue | None:
+    if not getattr(settings, "GEMPROXY_USAGE_QUEUE", False):
         return None
-    return RedisUsageQueue(settings.REDIS_URL, settings.REDIS_PREFIX, settings.GEMPROXY_REDIS_TIMEOUT)
+    if settings.REDIS_URL:
+        return RedisUsageQueue(settings.REDIS_URL, settings.REDIS_PREFIX, settings.GEMPROXY_REDIS_TIMEOUT)
+    return JournalUsageQueue(Path(settings.GEMPROXY_USAGE_JOURNAL_DIR))
+
+
+def reset_usage_queue() -> None:
+    """Close the process's queue, if it has one, so that the next call picks one from the settings again (tests)."""
+    with _making:
+        queue = _made.pop() if _made else None
+    if queue is not None:
+        queue.close()

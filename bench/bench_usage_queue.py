@@ -3,10 +3,11 @@
     .venv/bin/python bench/bench_usage_queue.py [--records 5000] [--redis redis://127.0.0.1:6379]
 
 CPU time (user + system of this process) per record, on the two sides:
-recording (``usage.arecord``: one XADD, on the event loop, before the answer
-completes; against ``usage.record``, an in-memory put) and writing (the writer
-thread's drain: XREADGROUP, decode, insert, XACK + XDEL; against writing from
-memory), into a throwaway SQLite database. CPU time, unlike latency, stays
+recording (``usage.arecord``: one XADD, or in embedded mode one journal line,
+on the event loop, before the answer completes; against ``usage.record``, an
+in-memory put) and writing (the writer thread's drain: XREADGROUP, decode,
+insert, XACK + XDEL, or read the journal, decode, insert, unlink; against
+writing from memory), into a throwaway SQLite database. CPU time, unlike latency, stays
 meaningful on a machine other work keeps busy.
 """
 
@@ -55,7 +56,7 @@ def measure(records: int) -> dict:
 
     from accounts import usage
     from accounts.models import UsageRecord
-    from accounts.usage_queue import get_usage_queue
+    from accounts.usage_queue import reset_usage_queue
 
     def events() -> list:
         # Keyed, so each is one row as a real call's is (usage rows link to keys softly: no key needed).
@@ -65,9 +66,12 @@ def measure(records: int) -> dict:
         ]
 
     results = {}
-    for durable in (False, True):
-        settings.GEMPROXY_USAGE_QUEUE = durable
-        get_usage_queue.cache_clear()
+    redis_url = settings.REDIS_URL
+    # In memory (no durable queue), the Redis stream (distributed), the journal (embedded: no Redis).
+    modes = (("in_memory", False, redis_url), ("durable", True, redis_url), ("journal", True, ""))
+    for mode, durable, url in modes:
+        settings.GEMPROXY_USAGE_QUEUE, settings.REDIS_URL = durable, url
+        reset_usage_queue()
         batch = events()
 
         async def record_all(batch: list = batch) -> float:
@@ -81,7 +85,7 @@ def measure(records: int) -> dict:
         started = time.process_time()
         usage.flush()
         written = cpu_ms_per(records, started)
-        results["durable" if durable else "in_memory"] = {"record_ms": recorded, "write_ms": written}
+        results[mode] = {"record_ms": recorded, "write_ms": written}
         UsageRecord.objects.all().delete()
     return results
 

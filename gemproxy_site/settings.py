@@ -265,16 +265,14 @@ GEMPROXY_TOKEN_ESTIMATE_MAX = env_int("GEMPROXY_TOKEN_ESTIMATE_MAX", 4096)
 # The admin's table (gateway.models.ModelAlias) adds to these and wins over them.
 GEMPROXY_MODEL_ALIASES = parse_aliases(env_str("GEMPROXY_MODEL_ALIASES", ""))
 GEMPROXY_USAGE_FLUSH_SECONDS = env_float("GEMPROXY_USAGE_FLUSH_SECONDS", 1.0)
-# With REDIS_URL, each call's usage record goes to a Redis stream before its
-# answer completes, so a killed process loses none (accounts.usage_queue).
+# Each call's usage record is durable before its answer completes, so a killed
+# process loses none (accounts.usage_queue): with REDIS_URL in a Redis stream,
+# without it appended to a journal in this directory (accounts.usage_journal).
 GEMPROXY_USAGE_QUEUE = env_bool("GEMPROXY_USAGE_QUEUE", True)
+GEMPROXY_USAGE_JOURNAL_DIR = env_str("GEMPROXY_USAGE_JOURNAL_DIR", str(DATA_DIR / "usage-journal"))
 # Seconds after which a process takes over records another one read from that
 # queue and did not write (it died): longer than a slow database write.
 GEMPROXY_USAGE_CLAIM_SECONDS = env_float("GEMPROXY_USAGE_CLAIM_SECONDS", 30.0)
-# Embedded: how long a call's end waits for its usage record to be committed
-# (one transaction for all calls ending meanwhile), so that a SIGKILL loses
-# none; 0 keeps records up to GEMPROXY_USAGE_FLUSH_SECONDS in memory instead.
-GEMPROXY_USAGE_WAIT_SECONDS = env_float("GEMPROXY_USAGE_WAIT_SECONDS", 0.25)
 GEMPROXY_USAGE_RETENTION_DAYS = env_int("GEMPROXY_USAGE_RETENTION_DAYS", 90)
 # Sign-in throttling of /admin/ and /me/: so many wrong passwords for one username
 # from one address lock it out there for so many seconds after the last one.

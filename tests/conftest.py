@@ -134,21 +134,22 @@ def amake_key(make_key) -> Callable:
 
 
 @pytest.fixture(autouse=True)
-def usage_written_on_flush(settings) -> Iterator[None]:
+def usage_written_on_flush(settings, tmp_path) -> Iterator[None]:
     """Usage records are written only when a test calls ``accounts.usage.flush()``.
 
     A background writer would use its own database connection, outside the
-    test's transaction.
+    test's transaction. Each test has a usage journal of its own (embedded mode).
     """
     from accounts import usage
-    from accounts.usage_queue import get_usage_queue
+    from accounts.usage_queue import reset_usage_queue
 
     settings.GEMPROXY_USAGE_FLUSH_SECONDS = 0
-    get_usage_queue.cache_clear()  # each test's own settings decide if there is a durable queue
+    settings.GEMPROXY_USAGE_JOURNAL_DIR = str(tmp_path / "usage-journal")
+    reset_usage_queue()  # each test's own settings decide which durable queue there is
     usage.discard_pending()
     yield
     usage.discard_pending()
-    get_usage_queue.cache_clear()
+    reset_usage_queue()
 
 
 TEST_POSTGRES_URL = os.environ.get("GEMPROXY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

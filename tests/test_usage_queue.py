@@ -17,7 +17,7 @@ from django.db import OperationalError
 from accounts import usage, usage_queue
 from accounts.models import UsageDaily, UsageRecord
 from accounts.usage import UsageEvent, UsageWriter
-from accounts.usage_queue import GROUP, RedisUsageQueue, get_usage_queue
+from accounts.usage_queue import GROUP, RedisUsageQueue, get_usage_queue, reset_usage_queue
 
 pytestmark = pytest.mark.django_db(databases=["default", "postgresql"])
 
@@ -25,9 +25,9 @@ pytestmark = pytest.mark.django_db(databases=["default", "postgresql"])
 @pytest.fixture
 def durable(settings, redis_url: str, redis_prefix: str, on_postgresql) -> RedisUsageQueue:
     settings.REDIS_URL, settings.REDIS_PREFIX, settings.GEMPROXY_USAGE_QUEUE = redis_url, redis_prefix, True
-    get_usage_queue.cache_clear()
+    reset_usage_queue()
     queue = get_usage_queue()
-    assert queue is not None
+    assert isinstance(queue, RedisUsageQueue)
     return queue
 
 
@@ -136,7 +136,7 @@ def test_an_entry_that_is_not_a_usage_record_is_dropped_not_retried(durable, mak
 
 def test_without_redis_a_record_waits_in_the_process(settings, on_postgresql, make_key):
     settings.REDIS_URL, settings.GEMPROXY_USAGE_QUEUE = "redis://127.0.0.1:1", True
-    get_usage_queue.cache_clear()
+    reset_usage_queue()
 
     record_all([keyed_event(make_key)])
 
@@ -176,7 +176,7 @@ def test_a_redis_that_hangs_adds_half_a_second_to_one_answer_and_nothing_to_the_
     async def record_during_a_freeze() -> list[float]:
         server, port = await _silent_server()
         settings.REDIS_URL, settings.GEMPROXY_USAGE_QUEUE = f"redis://127.0.0.1:{port}", True
-        get_usage_queue.cache_clear()
+        reset_usage_queue()
         took = []
         async with server:
             for event in events:

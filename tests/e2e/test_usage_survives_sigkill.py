@@ -4,7 +4,9 @@ Two Daphne processes on Redis and a fresh PostgreSQL database, each with its
 own executor; clients call both. Process A writes its usage only every 3 s,
 so that a process keeping records in memory would lose seconds of them: seen
 before the fix, 30 records for 31 calls with the default 1 s. Now each record
-is in a Redis stream before its answer completes, and B writes A's.
+is in a Redis stream before its answer completes, and B writes A's. Embedded,
+each record is in the data directory's journal, and the next process started
+there writes it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sqlite3
 import threading
 import time
 
+import httpx2 as httpx
 import psycopg
 
 from tests.e2e.conftest import sdk_client
@@ -99,7 +102,7 @@ def test_usage_rows_equal_answered_calls_after_a_gateway_is_sigkilled_mid_load(
 def test_embedded_usage_rows_equal_answered_calls_after_the_gateway_is_sigkilled(
     tmp_path, upstream: ThreadedUpstream
 ) -> None:
-    """One process, SQLite: each call's end waits (a few ms, shared) until its record is committed."""
+    """One process, SQLite: each record is in the journal before its answer completes; the next process writes it."""
     install = Deployment(tmp_path, {"GEMPROXY_USAGE_FLUSH_SECONDS": "3"})
     try:
         key = install.proxy_key("solo")
@@ -128,9 +131,22 @@ def test_embedded_usage_rows_equal_answered_calls_after_the_gateway_is_sigkilled
         gateway.process.kill()
         for thread in threads:
             thread.join(30)
+        assert sqlite_keyed_rows(tmp_path) < counts["answered"]  # the 3 s batch was not due: the rest is in the journal
+
+        restarted = install.start_gateway("restarted")
+        # Its writer starts with its first record (this unknown key's), and writes the dead one's journal first.
+        assert httpx.get(f"{restarted.url}/v1beta/models", headers={"x-goog-api-key": "gpk_unknown"}).status_code == 400
+        wait_until(lambda: sqlite_keyed_rows(tmp_path) >= counts["answered"], 30, f"{counts} usage rows")
+        time.sleep(1.0)  # nothing is written twice either, nor late
+        rows = sqlite_keyed_rows(tmp_path)
     finally:
         install.stop()
-    with sqlite3.connect(tmp_path / "gemproxy.sqlite3") as db:
-        (rows,) = db.execute("SELECT count(*) FROM accounts_usagerecord WHERE key_id IS NOT NULL").fetchone()
 
     assert counts["answered"] <= rows <= counts["answered"] + counts["failed"], (rows, counts)
+    assert list((tmp_path / "usage-journal").glob("*.jsonl")) == []  # a clean stop leaves no journal
+
+
+def sqlite_keyed_rows(data_dir) -> int:
+    with sqlite3.connect(data_dir / "gemproxy.sqlite3") as db:
+        (rows,) = db.execute("SELECT count(*) FROM accounts_usagerecord WHERE key_id IS NOT NULL").fetchone()
+    return int(rows)
