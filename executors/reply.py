@@ -1,9 +1,10 @@
 """A reply channel: where one client request's frames arrive from the executor's consumer.
 
 A consumer in this process hands its frames over directly (executors.handoff)
-to the channel's process-local name. Only when a task goes to a consumer of
-another process does the channel take a name in the channel layer, and start
-receiving on it.
+to the channel's process-local name. Only a consumer of another process sends
+through the channel layer, so the channel takes a name there only when the
+layer reaches other processes: at ``open()``, before the registry is asked for
+an executor, as the layer needs (see ``open``); never in the embedded deployment.
 
 Channel layers punish careless receiving: a cancelled ``receive()`` drops or
 strands messages, and on Redis pub/sub a channel stays subscribed until a
@@ -14,7 +15,7 @@ unsubscribes); timeouts wait on the mailbox, never on the receive.
 
 from __future__ import annotations
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from executors import handoff
 
@@ -24,24 +25,33 @@ class ReplyChannel:
         self.layer = get_channel_layer()
         self.name = ""
         self._mailbox: handoff.Mailbox | None = None
-        # The channel's name in the layer and the receive on it, once a task went to another process.
+        # The channel's name in the layer and the receive on it, when the layer reaches other processes.
         self._layer_name = ""
         self._feed: handoff.Feed | None = None
 
     async def open(self) -> str:
         self.name = handoff.local_name()
         self._mailbox = handoff.open_mailbox(self.name)
+        if not isinstance(self.layer, InMemoryChannelLayer):
+            # Not lazily, at the first task to another process: on Redis pub/sub,
+            # a channel subscribed just before the task is published misses the
+            # answer when the subscription went out on a connection a Redis restart
+            # broke and nothing used since (tests/e2e/test_redis_restart_recovery.py).
+            await self._listen_on_layer()
         return self.name
+
+    async def _listen_on_layer(self) -> None:
+        assert self._mailbox is not None, "open() first"
+        self._layer_name = await self.layer.new_channel()
+        handoff.adopt_mailbox(self._layer_name, self._mailbox)
+        self._feed = handoff.Feed(self.layer, self._layer_name, self._mailbox)
 
     async def address_for(self, consumer: str) -> str:
         """The name under which the ``consumer`` channel can send to this one."""
         if handoff.lives_here(consumer):
             return self.name
         if self._feed is None:
-            assert self._mailbox is not None, "open() first"
-            self._layer_name = await self.layer.new_channel()
-            handoff.adopt_mailbox(self._layer_name, self._mailbox)
-            self._feed = handoff.Feed(self.layer, self._layer_name, self._mailbox)
+            await self._listen_on_layer()
         return self._layer_name
 
     async def send(self, channel: str, message: dict) -> None:
