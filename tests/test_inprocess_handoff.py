@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import pytest
 from django.core.files.base import ContentFile
@@ -204,3 +205,31 @@ async def test_a_task_handed_to_a_consumer_that_left_is_answered_as_lost(token: 
     await asyncio.sleep(0.05)
     assert not handoff.lives_here(lease.channel_name)
     await reply.close()
+
+
+async def test_on_a_layer_across_processes_a_reply_channel_listens_from_open_and_stops_at_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    redis_layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:6379"], prefix=f"handoff-test-{uuid.uuid4().hex}:")
+    monkeypatch.setattr("executors.reply.get_channel_layer", lambda: redis_layer)
+    here = handoff.local_name()
+    handoff.open_mailbox(here)
+    reply = ReplyChannel()
+    await reply.open()
+    subscribed_at_open = list(redis_layer._get_layer().channels)
+    layer_name = await reply.address_for(f"{uuid.uuid4().hex}-of-another-process")
+
+    assert subscribed_at_open == [layer_name]  # before any task: see ReplyChannel.open
+
+    assert await reply.address_for(here) == reply.name != layer_name
+    await redis_layer.send(layer_name, {"type": "executor.frame", "frame": {"id": "from elsewhere"}})
+    await handoff.send(redis_layer, reply.name, {"type": "executor.frame", "frame": {"id": "from here"}})
+    frames = sorted([(await reply.next(2))["frame"]["id"] for _ in range(2)])  # type: ignore[index]
+
+    assert frames == ["from elsewhere", "from here"]
+    await reply.close()
+    assert not handoff.lives_here(layer_name) and layer_name not in redis_layer._get_layer().channels
+    handoff.close_mailbox(here)
+    await redis_layer.flush()
