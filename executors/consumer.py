@@ -1,8 +1,9 @@
 """The executor's end of the WebSocket: protocol v1 on one side, the channel layer on the other.
 
-The consumer is a router. Tasks arrive from dispatchers through the channel
-layer and leave as frames; frames about a task go back to that task's reply
-channel untouched. It keeps no ORM work on the per-frame path.
+The consumer is a router. Tasks arrive from dispatchers, handed over in this
+process or through the channel layer from others (executors.handoff), and
+leave as frames; frames about a task go back to that task's reply channel
+untouched. It keeps no ORM work on the per-frame path.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from dataclasses import dataclass
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from executors import protocol
+from executors import handoff, protocol
 from executors.liveness import get_liveness
 from executors.models import ExecutorAccount
 from executors.registry import ExecutorInfo, get_registry
@@ -150,6 +154,30 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
     # Whether the welcome took up binary_frames: then body pieces may travel as binary frames both ways.
     binary_frames = False
 
+    async def __call__(self, scope: dict, receive, send) -> None:
+        """Channels' consumer loop, with this connection's mailbox where the channel layer's receive was.
+
+        Tasks and cancels from dispatchers of this process are handed to the
+        mailbox directly, those of other processes come through the layer's
+        receive (its feed): one queue, so each is handled in the order it came.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        mailbox = handoff.open_mailbox(self.channel_name)
+        feed = handoff.Feed(self.channel_layer, self.channel_name, mailbox)
+        try:
+            await await_many_dispatch([receive, mailbox.get], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            handoff.close_mailbox(self.channel_name)
+            await feed.close()
+
+    async def _reply(self, reply_channel: str, message: dict) -> None:
+        await handoff.send(self.channel_layer, reply_channel, message)
+
     async def connect(self) -> None:
         self.attempts: dict[str, _Attempt] = {}
         self.account = await _find_account(token_from_scope(self.scope))
@@ -263,7 +291,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             raise protocol.ProtocolViolation(f"response_end counts {frame['chunks']} pieces of {attempt.pieces}")
         if kind in ("response_end", "error") or (frame["type"] == "response_start" and frame.get("end")):
             del self.attempts[attempt_id]  # the attempt is over: later frames about it are dropped
-        await self.channel_layer.send(attempt.reply_channel, {"type": "executor.frame", "frame": frame})
+        await self._reply(attempt.reply_channel, {"type": "executor.frame", "frame": frame})
 
     async def _heartbeat_loop(self) -> None:
         """Ping, refresh the registry entry, and re-check the account, each on its own schedule."""
@@ -353,6 +381,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         """
         clock = asyncio.get_running_loop()
         probe = self.probe = clock.create_future()
+        # Through the layer, never handed over: the question is whether the layer delivers.
         give_up = clock.time() + PROBE_SECONDS
         try:
             while not probe.done() and clock.time() < give_up:
@@ -372,7 +401,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         attempt_id = message["attempt_id"]
         if self.info is None:
             # This connection has left the registry; the dispatcher must not wait for an ack.
-            await self.channel_layer.send(message["reply_channel"], _lost(attempt_id, "executor disconnected"))
+            await self._reply(message["reply_channel"], _lost(attempt_id, "executor disconnected"))
             return
         stored = message.get("stored_body")
         if stored is not None:
@@ -413,7 +442,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             handle = await asyncio.to_thread(_open_at, name, offset)
         except Exception as error:
             log.error("the body of task %s cannot be read from storage: %r", attempt_id, error)
-            await self.channel_layer.send(reply_channel, _unreadable(attempt_id))
+            await self._reply(reply_channel, _unreadable(attempt_id))
             return
         try:
             self.attempts[attempt_id] = _Attempt(reply_channel)
@@ -432,7 +461,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
             if self.attempts.pop(attempt_id, None) is not None:
                 with contextlib.suppress(Exception):
                     await self.send(text_data=protocol.dumps({"type": "cancel", "id": attempt_id}))
-                await self.channel_layer.send(reply_channel, _unreadable(attempt_id))
+                await self._reply(reply_channel, _unreadable(attempt_id))
         finally:
             await asyncio.to_thread(handle.close)
 
@@ -468,5 +497,5 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         attempts, self.attempts = self.attempts, {}
         for attempt_id, attempt in attempts.items():
             with contextlib.suppress(Exception):
-                await self.channel_layer.send(attempt.reply_channel, _lost(attempt_id, "executor disconnected"))
+                await self._reply(attempt.reply_channel, _lost(attempt_id, "executor disconnected"))
         log.info("executor %s of %s left", info.executor_id, info.account_label)

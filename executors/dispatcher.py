@@ -343,7 +343,7 @@ class Exchange:
         message = {
             "type": "executor.task",
             "attempt_id": self.attempt_id,
-            "reply_channel": self.reply.name,
+            "reply_channel": await self.reply.address_for(lease.channel_name),
             "method": self.task.method,
             "path": self.task.path,
             "query": self.task.query,
@@ -356,7 +356,7 @@ class Exchange:
             message["stored_body"] = {"name": stored.name, "offset": stored.offset, "length": stored.length}
         else:
             message["body"] = self._body
-        await self.reply.layer.send(lease.channel_name, message)
+        await self.reply.send(lease.channel_name, message)
         try:
             frame = await self._frame(settings.GEMPROXY_ACK_TIMEOUT, "The executor did not acknowledge the task.")
         except DispatchError as error:
@@ -456,9 +456,7 @@ class Exchange:
             return
         try:
             if not self.finished:
-                await self.reply.layer.send(
-                    lease.channel_name, {"type": "executor.cancel", "attempt_id": self.attempt_id}
-                )
+                await self.reply.send(lease.channel_name, {"type": "executor.cancel", "attempt_id": self.attempt_id})
         finally:
             self.finished = True
             await self.registry.release(lease)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from executors import handoff
 from executors.dispatcher import DispatchError, Exchange, Task
 from tests.executor_sockets import connect_executor
 
@@ -104,7 +105,7 @@ async def test_the_dispatcher_answers_anything_it_cannot_read_with_a_dispatch_er
     starting = asyncio.create_task(exchange.start())
     attempt = json.loads(await executor.receive_from())["id"]
 
-    await exchange.reply.layer.send(exchange.reply.name, message(attempt))
+    await handoff.send(exchange.reply.layer, exchange.reply.name, message(attempt))
 
     with pytest.raises(DispatchError) as raised:
         await asyncio.wait_for(starting, 2)
@@ -125,7 +126,7 @@ async def test_bad_base64_reaching_the_dispatcher_mid_stream_is_a_dispatch_error
     await asyncio.wait_for(starting, 2)
 
     bad = {"type": "response_body", "id": attempt, "seq": 1, "data": "!!"}
-    await exchange.reply.layer.send(exchange.reply.name, {"type": "executor.frame", "frame": bad})
+    await handoff.send(exchange.reply.layer, exchange.reply.name, {"type": "executor.frame", "frame": bad})
 
     with pytest.raises(DispatchError) as raised:
         await asyncio.wait_for(body_of(exchange), 2)
