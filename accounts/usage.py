@@ -48,7 +48,7 @@ from django.db.models.functions import Least
 
 from accounts.storable import storable
 from accounts.usage_event import UsageEvent
-from accounts.usage_queue import get_usage_queue, reset_usage_queue
+from accounts.usage_queue import get_usage_queue, made_usage_queue, reset_usage_queue
 
 logger = logging.getLogger(__name__)
 
@@ -492,5 +492,5 @@ def discard_pending() -> None:
 
 def depth() -> int:
     """Records of this process not yet in the database: queued, held back, or in its journal (for /metrics)."""
-    durable = get_usage_queue()
+    durable = made_usage_queue()
     return writer.held_back + writer._queue.qsize() + (durable.depth_in_process() if durable is not None else 0)

@@ -222,6 +222,15 @@ def get_usage_queue() -> UsageQueue | None:
     return _made[0]
 
 
+def made_usage_queue() -> UsageQueue | None:
+    """The process's durable queue if one was made, without making one.
+
+    For readers such as the metrics sampler: at shutdown the writer closes the
+    queue, and a sampler that made a new one then would leave an empty journal behind.
+    """
+    return _made[0] if _made else None
+
+
 def _pick_usage_queue() -> UsageQueue | None:
     if not getattr(settings, "GEMPROXY_USAGE_QUEUE", False):
         return None

@@ -163,6 +163,15 @@ def test_a_clean_exit_leaves_no_journal_behind(journal) -> None:
     assert list(journal.directory.iterdir()) == []
 
 
+def test_the_metrics_sampler_after_shutdown_makes_no_new_journal(journal) -> None:
+    record_all([keyed_event()])
+    usage.flush()
+    reset_usage_queue()  # what the writer does at a clean exit
+
+    assert usage.depth() == 0  # the sampler's next tick, before the process is gone
+    assert list(journal.directory.iterdir()) == []
+
+
 def test_with_the_queue_off_a_record_waits_in_the_process(settings) -> None:
     settings.GEMPROXY_USAGE_QUEUE = False
     reset_usage_queue()
