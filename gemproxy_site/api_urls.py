@@ -9,8 +9,10 @@ from django.urls import include, path
 
 from gateway.health import healthz, readyz
 from gateway.metrics import metrics_view
+from gateway.urls import MODEL_CALL
 
 urlpatterns = [
+    MODEL_CALL,
     path("healthz", healthz),
     path("readyz", readyz),
     path("metrics", metrics_view),
