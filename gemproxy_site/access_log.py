@@ -86,11 +86,25 @@ def loggable(request_line: str) -> str:
 
 
 class RedactingAccessLog(AccessLogGenerator):
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.json = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+
     def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None) -> None:
-        if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+        if self.json:
             self.stream.write(json_entry(str(host), loggable(request), status, length) + "\n")
             return
         super().write_entry(escape(str(host)), date, loggable(request), status, length, ident, user)
+
+
+def no_twisted_access_line(factory, request) -> None:
+    """In place of twisted.web's ``HTTPFactory.log``, which Daphne's factory inherits.
+
+    Twisted formats its own access line for every request, query string and all,
+    and writes it into Twisted's log, which Daphne discards: work for nothing
+    on every call (about 1.5% of the gateway's CPU). Daphne's access log,
+    redacted here, is the one that is kept.
+    """
 
 
 def json_entry(host: str, request: str, status: int | None, length: int | None) -> str:

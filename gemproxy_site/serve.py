@@ -32,11 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     from daphne import cli, http_protocol
     from daphne import server as daphne_server
 
-    from gemproxy_site.access_log import RedactingAccessLog
+    from gemproxy_site.access_log import RedactingAccessLog, no_twisted_access_line
     from gemproxy_site.guarded_request import GuardedRequest, handle_reply_when_writable
 
     # Daphne builds its access log from this name inside CommandLineInterface.run.
     cli.AccessLogGenerator = RedactingAccessLog
+    http_protocol.HTTPFactory.log = no_twisted_access_line
     # Daphne's HTTP factory builds requests from this name.
     http_protocol.WebRequest = GuardedRequest
     daphne_server.Server.handle_reply = handle_reply_when_writable
