@@ -197,7 +197,7 @@ class Exchange:
         await self.reply.open()
         tried: set[str] = set()
         fallback: _Refusal | None = None
-        failure: DispatchError = _unavailable("No executor is available to serve this request. Try again later.")
+        failure: DispatchError | None = None  # the last attempt's; made only when needed (an exception is dear)
         rebound = False
         for attempt in range(settings.GEMPROXY_MAX_ATTEMPTS):
             # After an upstream error there is an answer to relay, so only an
@@ -246,7 +246,7 @@ class Exchange:
             self._pieces, self.finished, self.account_label = fallback.pieces, True, fallback.account_label
             self.account_id = fallback.account_id
             return fallback.head
-        raise failure
+        raise failure or _unavailable("No executor is available to serve this request. Try again later.")
 
     async def _bind(self, lease: Lease, exclude: frozenset[str], wait: float) -> Choice:
         """Fit the body to the lease's account, then take a slot there again.
