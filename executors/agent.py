@@ -276,6 +276,10 @@ class Connection:
             log.warning("refused task %s: %s", task_id, exc)
             await self._fail(task_id, "bad_task", str(exc))
             return
+        if "data" in frame and request["body_chunks"] == 0:
+            # A binary request carries its body's first piece (the protocol's binary frames).
+            await self._fail(task_id, "bad_task", "a request carrying a body piece must count it in body_chunks")
+            return
         task = Task(request)
         task.ack_timer = asyncio.get_running_loop().call_later(ACK_GRACE_SECONDS, self._ack_late, task)
         self.tasks[task_id] = task
@@ -284,6 +288,8 @@ class Connection:
             self._start(task)
         elif request["body_chunks"] == 0:
             self._start(task)
+        if "data" in frame:
+            await self._on_request_body({"type": "request_body", "id": task_id, "seq": 0, "data": frame["data"]})
 
     def _ack_late(self, task: Task) -> None:
         task.ack_timer = None

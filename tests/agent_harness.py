@@ -157,21 +157,26 @@ async def send_task(
     method: str = "POST",
     headers: dict[str, str] | None = None,
 ) -> str:
+    """A task as the gateway sends it: with binary frames, the body's first piece rides in the request frame."""
     task_id = uuid.uuid4().hex
     pieces = protocol.split_body(body)
-    await link.send(
-        {
-            "type": "request",
-            "id": task_id,
-            "method": method,
-            "path": path,
-            "query": query,
-            "headers": headers if headers is not None else {"content-type": "application/json"},
-            "body_chunks": len(pieces),
-        }
-    )
-    for seq, piece in enumerate(pieces):
-        await link.send_body_piece({"type": "request_body", "id": task_id, "seq": seq, "data": piece})
+    request = {
+        "type": "request",
+        "id": task_id,
+        "method": method,
+        "path": path,
+        "query": query,
+        "headers": headers if headers is not None else {"content-type": "application/json"},
+        "body_chunks": len(pieces),
+    }
+    sent = 0
+    if link.binary_frames and pieces:
+        await link.send_body_piece({**request, "data": pieces[0]})
+        sent = 1
+    else:
+        await link.send(request)
+    for seq in range(sent, len(pieces)):
+        await link.send_body_piece({"type": "request_body", "id": task_id, "seq": seq, "data": pieces[seq]})
     return task_id
 
 

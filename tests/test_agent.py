@@ -360,6 +360,31 @@ async def test_bodies_travel_as_binary_frames_exactly_when_the_welcome_agreed_to
     assert (link.binary_received > 0) is gateway.binary_frames
 
 
+@pytest.mark.parametrize("gateway", [True], ids=["binary frames"], indirect=True)
+async def test_a_binary_request_carrying_its_whole_body_is_served_as_one_frame(link, fake):
+    body = generate_body("inline")
+    task_id = uuid.uuid4().hex
+    request = {"type": "request", "id": task_id, "method": "POST", "path": GENERATE_PATH, "query": "", "headers": {}}
+    await link.send_body_piece({**request, "body_chunks": 1, "data": body})
+
+    relayed = await collect(link, task_id)
+
+    assert relayed.status == 200
+    assert fake.requests[-1].body == body
+
+
+@pytest.mark.parametrize("gateway", [True], ids=["binary frames"], indirect=True)
+async def test_a_binary_request_whose_body_chunks_do_not_count_its_piece_is_refused(link, fake):
+    task_id = uuid.uuid4().hex
+    request = {"type": "request", "id": task_id, "method": "POST", "path": GENERATE_PATH, "query": "", "headers": {}}
+    await link.send_body_piece({**request, "body_chunks": 0, "data": b"{}"})
+
+    relayed = await collect(link, task_id)
+
+    assert relayed.error is not None and relayed.error["code"] == "bad_task"
+    assert fake.requests == []
+
+
 LOG_LEVELS = {"": logging.INFO, "debug": logging.DEBUG, "WARNING": logging.WARNING, "bogus": logging.INFO}
 
 

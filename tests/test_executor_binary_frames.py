@@ -104,12 +104,25 @@ async def test_request_bodies_go_to_a_binary_executor_as_raw_bytes(token: str) -
 
     await send_task("t1", body)
 
-    request = json.loads(await socket.receive_from())
-    pieces = [await socket.receive_output() for _ in range(request["body_chunks"])]
-    assert [set(piece) for piece in pieces] == [{"type", "bytes"}] * 2, "binary messages, no text"
-    frames = [protocol.split_binary_frame(piece["bytes"]) for piece in pieces]
-    assert [header for header, _ in frames] == [{"type": "request_body", "id": "t1", "seq": n} for n in (0, 1)]
-    assert b"".join(data for _, data in frames) == body
+    messages = [await socket.receive_output() for _ in range(2)]
+    assert [set(message) for message in messages] == [{"type", "bytes"}] * 2, "binary messages, no text"
+    (request, first), (rest, second) = (protocol.split_binary_frame(message["bytes"]) for message in messages)
+    assert (request["type"], request["body_chunks"]) == ("request", 2), "piece 0 rides in the request"
+    assert rest == {"type": "request_body", "id": "t1", "seq": 1}
+    assert first + second == body
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_usual_task_reaches_a_binary_executor_as_one_frame(token: str) -> None:
+    socket = await connect_binary_executor(token)
+    body = b'{"contents": [{"parts": [{"text": "hi"}]}]}'
+
+    await send_task("t1", body)
+
+    request, data = protocol.split_binary_frame((await socket.receive_output())["bytes"])
+    assert (request["type"], request["id"], request["body_chunks"], data) == ("request", "t1", 1, body)
+    assert await socket.receive_nothing(0.2), "no request_body follows"
     await socket.disconnect()
 
 
