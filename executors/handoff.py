@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from channels.layers import BaseChannelLayer
 
@@ -120,16 +121,20 @@ async def send(layer: BaseChannelLayer, channel: str, message: dict) -> None:
 
 
 class Feed:
-    """The one ``receive()`` in flight on a layer channel, moving what other processes send into its mailbox."""
+    """The one receive in flight on a source (a layer channel, a socket's messages), moving what comes into a mailbox.
 
-    def __init__(self, layer: BaseChannelLayer, channel: str, mailbox: Mailbox) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(layer, channel, mailbox))
+    One task for the source's whole life, instead of a task and an
+    ``asyncio.wait`` for every message.
+    """
+
+    def __init__(self, receive: Callable[[], Awaitable[dict]], mailbox: Mailbox) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(receive, mailbox))
 
     @staticmethod
-    async def _run(layer: BaseChannelLayer, channel: str, mailbox: Mailbox) -> None:
+    async def _run(receive: Callable[[], Awaitable[dict]], mailbox: Mailbox) -> None:
         try:
             while True:
-                mailbox.put(await layer.receive(channel))
+                mailbox.put(await receive())
         except Exception as error:
             mailbox.fail(error)
 

@@ -15,6 +15,8 @@ unsubscribes); timeouts wait on the mailbox, never on the receive.
 
 from __future__ import annotations
 
+from functools import partial
+
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from executors import handoff
@@ -44,7 +46,7 @@ class ReplyChannel:
         assert self._mailbox is not None, "open() first"
         self._layer_name = await self.layer.new_channel()
         handoff.adopt_mailbox(self._layer_name, self._mailbox)
-        self._feed = handoff.Feed(self.layer, self._layer_name, self._mailbox)
+        self._feed = handoff.Feed(partial(self.layer.receive, self._layer_name), self._mailbox)
 
     async def address_for(self, consumer: str) -> str:
         """The name under which the ``consumer`` channel can send to this one."""

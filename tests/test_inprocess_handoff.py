@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from functools import partial
 
 import pytest
 from django.core.files.base import ContentFile
@@ -95,7 +96,7 @@ async def test_a_failed_layer_receive_reaches_the_reader() -> None:
             raise ConnectionError("redis is away")
 
     mailbox = handoff.Mailbox()
-    feed = handoff.Feed(Broken(), "c", mailbox)
+    feed = handoff.Feed(partial(Broken().receive, "c"), mailbox)
 
     with pytest.raises(ConnectionError):
         await mailbox.next(1)
