@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import pytest
 from django.core.signals import request_finished
@@ -111,18 +112,24 @@ async def test_a_synchronous_view_is_served_with_its_body(app, test_views) -> No
     assert json.loads(client.body) == {"body": '{"a": 1}', "path": "/v1beta/sync"}
 
 
-async def test_a_file_answer_is_released_once_sent_and_no_request_finished_signal_is_sent(app, test_views) -> None:
-    finished: list[object] = []
+@pytest.fixture
+def finished() -> Iterator[list[object]]:
+    """The senders of every request_finished signal during the test."""
+    senders: list[object] = []
 
     def on_finished(sender, **kwargs) -> None:
-        finished.append(sender)
+        senders.append(sender)
 
     request_finished.connect(on_finished)
-    try:
-        client = Client()
-        await app(scope("/v1beta/download", "GET"), client.receive, client.send)
-    finally:
-        request_finished.disconnect(on_finished)
+    yield senders
+    request_finished.disconnect(on_finished)
+
+
+async def test_a_file_answer_is_released_once_sent_and_no_request_finished_signal_is_sent(
+    app, test_views, finished
+) -> None:
+    client = Client()
+    await app(scope("/v1beta/download", "GET"), client.receive, client.send)
 
     assert client.status == 200
     assert client.body == b"file bytes"
@@ -131,18 +138,9 @@ async def test_a_file_answer_is_released_once_sent_and_no_request_finished_signa
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_site_page_still_goes_through_djangos_handler_and_its_signals(app) -> None:
-    finished: list[object] = []
-
-    def on_finished(sender, **kwargs) -> None:
-        finished.append(sender)
-
-    request_finished.connect(on_finished)
-    try:
-        client = Client()
-        await app(scope("/favicon.ico", "GET"), client.receive, client.send)
-    finally:
-        request_finished.disconnect(on_finished)
+async def test_a_site_page_still_goes_through_djangos_handler_and_its_signals(app, finished) -> None:
+    client = Client()
+    await app(scope("/favicon.ico", "GET"), client.receive, client.send)
 
     assert client.status == 200
     assert finished == [handlers.SiteHandler]
