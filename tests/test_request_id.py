@@ -162,7 +162,7 @@ def test_the_executor_keeps_a_well_formed_id_and_leaves_out_any_other() -> None:
 
 
 async def test_the_agent_logs_the_id_with_its_line_for_the_task(link, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="gemproxy.agent")
+    caplog.set_level(logging.DEBUG, logger="gemproxy.agent")  # a successful call's line is at DEBUG
     task_id = uuid.uuid4().hex
     body = generate_body("traced")
     await link.send(

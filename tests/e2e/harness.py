@@ -128,7 +128,10 @@ class Deployment:
         gateway.wait_for_executors(1)
         return gateway
 
-    def start_agent(self, gateway: Gateway, token: str, upstream: str, name: str, concurrency: int = 4) -> Process:
+    def start_agent(
+        self, gateway: Gateway, token: str, upstream: str, name: str, concurrency: int = 4, **settings: str
+    ) -> Process:
+        """A headless executor; ``settings`` are extra environment variables for it alone."""
         process = Process(
             name,
             [
@@ -143,7 +146,7 @@ class Deployment:
                 str(concurrency),
             ],
             # As the README advises: secrets in the environment, where ps does not show them.
-            {**self.env, "GEMPROXY_EXECUTOR_TOKEN": token, "GEMINI_API_KEY": f"upstream-key-of-{name}"},
+            {**self.env, "GEMPROXY_EXECUTOR_TOKEN": token, "GEMINI_API_KEY": f"upstream-key-of-{name}", **settings},
             self.tmp,
         )
         self.processes.append(process)

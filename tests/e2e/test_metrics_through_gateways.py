@@ -33,7 +33,8 @@ def install(distributed: Deployment, upstream: ThreadedUpstream) -> Install:
     settings = {"LOG_FORMAT": "json", "GEMPROXY_METRICS_TOKEN": METRICS_TOKEN}
     gateway_a = distributed.start_gateway("gateway-a", **settings)
     gateway_b = distributed.start_gateway("gateway-b", **settings)
-    agent = distributed.start_agent(gateway_a, token, upstream.url, name="agent-on-a")
+    # At DEBUG the agent logs a line for every call, successful ones too (at INFO only the others).
+    agent = distributed.start_agent(gateway_a, token, upstream.url, name="agent-on-a", LOG_LEVEL="DEBUG")
     gateway_a.wait_for_executors(1)
     gateway_b.wait_for_executors(1)
     return Install(distributed, gateway_a, gateway_b, agent, key)
