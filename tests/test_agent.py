@@ -385,6 +385,18 @@ async def test_a_binary_request_whose_body_chunks_do_not_count_its_piece_is_refu
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("gateway", [True], ids=["binary frames"], indirect=True)
+async def test_a_binary_request_whose_inline_piece_is_too_large_is_refused(link, fake):
+    task_id = uuid.uuid4().hex
+    request = {"type": "request", "id": task_id, "method": "POST", "path": GENERATE_PATH, "query": "", "headers": {}}
+    await link.send_body_piece({**request, "body_chunks": 1, "data": b"x" * (protocol.BODY_CHUNK_BYTES + 1)})
+
+    relayed = await collect(link, task_id)
+
+    assert relayed.error is not None and relayed.error["code"] == "bad_task"
+    assert fake.requests == []
+
+
 LOG_LEVELS = {"": logging.INFO, "debug": logging.DEBUG, "WARNING": logging.WARNING, "bogus": logging.INFO}
 
 
