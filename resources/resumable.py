@@ -171,15 +171,24 @@ async def _finalize(call: UploadCall, version: str, session: UploadSession) -> H
             "final",
         )
     names = await database_sync_to_async(upload_records.part_names)(session)
-    whole = await asyncio.to_thread(storage.save, f"files/{session.file_id}", storage.joined(names))
+    # A name of its own: finalizes racing each other must not take (or, failing, delete) one another's file.
+    try:
+        whole = await asyncio.to_thread(storage.save, storage.new_file_name(), storage.joined(names))
+    except FileNotFoundError:
+        # Another finalize of this upload finished first and deleted the parts while this one read them.
+        raise _already_finalized() from None
     stored = await database_sync_to_async(upload_records.finish_session)(session, whole)
     if stored is None:
         # Another finalize of this upload (a retry racing the first) finished it first.
         await asyncio.to_thread(storage.delete, whole.storage_name)
-        raise upload_error(not_found("This upload was already finalized."), "final")
+        raise _already_finalized()
     await asyncio.to_thread(_delete_all, names)
     await call.record(200, request_bytes=whole.size)
     return file_answer(call.request, version, stored, "final")
+
+
+def _already_finalized() -> ApiError:
+    return upload_error(not_found("This upload was already finalized."), "final")
 
 
 async def _abandon(session: UploadSession) -> None:

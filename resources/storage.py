@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,11 @@ def _pieces_of(source: Iterable[bytes] | io.IOBase) -> Iterator[bytes]:
             yield piece
     else:
         yield from source
+
+
+def new_file_name() -> str:
+    """A name for a file's bytes that no other write uses, as ``save`` needs."""
+    return f"files/{secrets.token_hex(16)}"
 
 
 def save(name: str, source: Iterable[bytes] | io.IOBase, *, limit: int | None = None) -> Written:

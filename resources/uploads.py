@@ -19,7 +19,6 @@ An upload counts as one call against the key's limits when it starts.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
@@ -127,7 +126,7 @@ async def _multipart(call: UploadCall, version: str) -> HttpResponse:
         fields = file_fields(parse_metadata(metadata_body), header_size=None, header_type=None, fallback_type=fallback)
         limit = file_limit(fields.size, room)
         try:
-            written = storage.save(_new_storage_name(), parts.media(), limit=limit)
+            written = storage.save(storage.new_file_name(), parts.media(), limit=limit)
         except MalformedMultipart as error:
             raise invalid_argument(str(error)) from None
         except TooLarge:
@@ -154,7 +153,7 @@ async def _media(call: UploadCall, version: str) -> HttpResponse:
     def receive() -> Written:
         limit = file_limit(declared, room)
         try:
-            written = storage.save(_new_storage_name(), request, limit=limit)
+            written = storage.save(storage.new_file_name(), request, limit=limit)
         except TooLarge:
             raise too_large(key, limit, room) from None
         return _checked_size(declared, written)
@@ -162,10 +161,6 @@ async def _media(call: UploadCall, version: str) -> HttpResponse:
     written = await asyncio.to_thread(receive)
     call.event.request_bytes = written.size
     return await _store_whole(call, key, version, fields, written)
-
-
-def _new_storage_name() -> str:
-    return f"files/{secrets.token_hex(16)}"
 
 
 def _checked_size(declared: int | None, written: Written) -> Written:

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from accounts.models import ProxyKey
+from resources import storage
 from resources.models import StoredFile, UploadSession
 from tests.api_doubles import asgi_call
 from tests.files_client import send_chunk, send_chunk_unsized, sha256_field, start_upload, stored_files, upload_query
@@ -400,3 +401,22 @@ async def test_two_finalizes_racing_make_one_file(key_header, file_storage) -> N
     assert [answer.status for answer in answers].count(200) == 1
     assert await StoredFile.objects.filter(state="ACTIVE").acount() == 1
     assert len(stored_files(file_storage)) == 1
+
+
+async def test_a_finalize_whose_parts_vanish_as_another_finishes_is_told_it_was_finalized(
+    key_header, file_storage, monkeypatch
+) -> None:
+    started = await start_upload(key_only(key_header), {}, size=len(DATA))
+    url = started.headers["x-goog-upload-url"]
+    await send_chunk(url, DATA, 0)
+
+    def parts_already_deleted(names):  # what a racing finalize that won leaves this one to read
+        raise FileNotFoundError(names[0])
+        yield b""
+
+    monkeypatch.setattr(storage, "joined", parts_already_deleted)
+    answer = await send_chunk(url, b"", len(DATA), finalize=True)
+
+    assert answer.status == 404
+    assert answer.headers["x-goog-upload-status"] == "final"
+    assert [path for path in stored_files(file_storage) if path.parent.name == "files"] == []  # no partial file
