@@ -12,7 +12,8 @@ The same as ``daphne gemproxy_site.asgi:application`` except that:
   piling up in memory when it is made faster than it is read;
 - per-request work measured as useless on the relay path is skipped;
 - the event loop under Twisted's asyncio reactor is uvloop's
-  (``gemproxy_site.event_loop``);
+  (``gemproxy_site.event_loop``), and the reactor sends what a connection
+  writes in the same turn of the loop (``gemproxy_site.reactor``);
 - autobahn's debug lines, never printed, are not coloured either.
 """
 
@@ -27,6 +28,10 @@ from gemproxy_site.event_loop import use_uvloop
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gemproxy_site.settings")
     use_uvloop()
+    from gemproxy_site import reactor
+
+    # Before daphne.server's import, which keeps an asyncio reactor already installed.
+    reactor.install()
     # Imported only now: daphne.server makes its event loop when first imported.
     from autobahn import util as autobahn_util
     from daphne import cli, http_protocol

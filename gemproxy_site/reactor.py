@@ -1,0 +1,80 @@
+"""Twisted's asyncio reactor, sending a connection's writes in the same turn of the loop.
+
+Twisted's TCP transport buffers each ``write`` and registers the socket for
+writability (``add_writer``: an ``epoll_ctl``); the send happens on the loop's
+next turn, and once the buffer is empty the registration is removed again (a
+second ``epoll_ctl``). On the relay path every answer, and every frame to an
+executor, paid that: two system calls, one more turn of the loop, and
+Twisted's bookkeeping around each, per write.
+
+Here a connection that asks to write is flushed by a callback at the end of
+the current turn instead, once for all it wrote in that turn (Daphne writes a
+response's head and body separately: they leave in one ``send``). The send is
+Twisted's own ``doWrite``, so what the transport does with a short write, a
+lost connection, a half-close or a producer is unchanged. Only what the socket
+did not take is left to the usual registration, which then waits for the
+client as before: back-pressure is untouched. The write itself still never
+sends from inside the caller's code, so a protocol never sees its connection
+lost in the middle of its own ``write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from twisted.internet import tcp
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+from twisted.python.log import callWithLogger
+
+
+class SameTurnWriteReactor(AsyncioSelectorReactor):
+    def __init__(self, eventloop: asyncio.AbstractEventLoop | None = None) -> None:
+        # Connections that wrote in this turn, in the order they first did.
+        self._to_flush: dict[tcp.Connection, None] = {}
+        super().__init__(eventloop)
+
+    def addWriter(self, writer) -> None:
+        if not isinstance(writer, tcp.Connection) or writer in self._writers:
+            super().addWriter(writer)
+            return
+        if not self._to_flush:
+            self._asyncioEventloop.call_soon(self._flush)
+        self._to_flush[writer] = None
+
+    def removeWriter(self, writer) -> None:
+        self._to_flush.pop(writer, None)
+        super().removeWriter(writer)
+
+    def getWriters(self) -> list:
+        return [*super().getWriters(), *self._to_flush]
+
+    def removeAll(self) -> list:
+        pending = list(self._to_flush)
+        self._to_flush.clear()
+        return super().removeAll() + pending
+
+    def _flush(self) -> None:
+        to_flush, self._to_flush = self._to_flush, {}
+        for connection in to_flush:
+            # What the writable callback would have done, one turn later.
+            callWithLogger(connection, self._readOrWrite, connection, False)
+            if connection.connected and (connection.dataBuffer or connection._tempDataBuffer):
+                super().addWriter(connection)  # the socket is full: wait until it is writable
+
+
+def install() -> SameTurnWriteReactor:
+    """Install it as Twisted's reactor, on a new event loop, as Daphne does with Twisted's own.
+
+    Must run before ``daphne.server`` is imported, which then keeps this
+    reactor (it is an asyncio one) instead of installing its own.
+    """
+    from twisted.internet.main import installReactor
+
+    loop = asyncio.new_event_loop()
+    if "ASGI_THREADS" in os.environ:  # as daphne.server does for its loop
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=int(os.environ["ASGI_THREADS"])))
+    reactor = SameTurnWriteReactor(loop)
+    installReactor(reactor)
+    return reactor
