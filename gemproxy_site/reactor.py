@@ -16,6 +16,12 @@ did not take is left to the usual registration, which then waits for the
 client as before: back-pressure is untouched. The write itself still never
 sends from inside the caller's code, so a protocol never sees its connection
 lost in the middle of its own ``write``.
+
+A TCP connection's read and write callbacks also go straight to the reactor's
+``_readOrWrite``, which already logs whatever they raise, without
+``callWithLogger``'s copy of Twisted's log context around each event (the
+"system" of Twisted's own log lines; gemproxy logs through ``logging``, whose
+lines never carry it).
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from twisted.internet import tcp
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
-from twisted.python.log import callWithLogger
 
 
 class SameTurnWriteReactor(AsyncioSelectorReactor):
@@ -35,6 +40,14 @@ class SameTurnWriteReactor(AsyncioSelectorReactor):
         self._to_flush: dict[tcp.Connection, None] = {}
         super().__init__(eventloop)
 
+    def addReader(self, reader) -> None:
+        if not isinstance(reader, tcp.Connection) or reader in self._readers:
+            super().addReader(reader)
+            return
+        fd = reader.fileno()
+        self._asyncioEventloop.add_reader(fd, self._readOrWrite, reader, True)
+        self._readers[reader] = fd  # type: ignore[index]  # Twisted annotates the keys as classes; they are instances
+
     def addWriter(self, writer) -> None:
         if not isinstance(writer, tcp.Connection) or writer in self._writers:
             super().addWriter(writer)
@@ -42,6 +55,11 @@ class SameTurnWriteReactor(AsyncioSelectorReactor):
         if not self._to_flush:
             self._asyncioEventloop.call_soon(self._flush)
         self._to_flush[writer] = None
+
+    def _wait_until_writable(self, connection: tcp.Connection) -> None:
+        fd = connection.fileno()
+        self._asyncioEventloop.add_writer(fd, self._readOrWrite, connection, False)
+        self._writers[connection] = fd  # type: ignore[index]  # as in addReader
 
     def removeWriter(self, writer) -> None:
         self._to_flush.pop(writer, None)
@@ -59,9 +77,9 @@ class SameTurnWriteReactor(AsyncioSelectorReactor):
         to_flush, self._to_flush = self._to_flush, {}
         for connection in to_flush:
             # What the writable callback would have done, one turn later.
-            callWithLogger(connection, self._readOrWrite, connection, False)
+            self._readOrWrite(connection, False)
             if connection.connected and (connection.dataBuffer or connection._tempDataBuffer):
-                super().addWriter(connection)  # the socket is full: wait until it is writable
+                self._wait_until_writable(connection)  # the socket is full
 
 
 def install() -> SameTurnWriteReactor:

@@ -48,13 +48,12 @@ class Rig:
         self.reactor = SameTurnWriteReactor(self.loop)
         self.servers: list[Server] = []
 
-    def listen(self, on_connect: Callable[[Server], None]) -> int:
-        factory = protocol.Factory.forProtocol(lambda: self._server(on_connect))
+    def listen(self, on_connect: Callable[[Server], None], kind: type[Server] = Server) -> int:
+        factory = protocol.Factory.forProtocol(lambda: self._server(kind(on_connect)))
         self.port = self.reactor.listenTCP(0, factory, interface="127.0.0.1")
         return self.port.getHost().port
 
-    def _server(self, on_connect: Callable[[Server], None]) -> Server:
-        server = Server(on_connect)
+    def _server(self, server: Server) -> Server:
         self.servers.append(server)
         return server
 
@@ -169,3 +168,22 @@ def test_connections_that_write_in_one_turn_are_each_flushed_once(rig: Rig) -> N
         assert client.recv(10) == b"bc"
         client.close()
     assert rig.watched_for_writing == []
+
+
+def test_a_protocol_that_raises_while_reading_loses_its_connection_and_the_reactor_serves_on(rig: Rig) -> None:
+    class Raising(Server):
+        def dataReceived(self, data: bytes) -> None:
+            if data == b"boom":
+                raise RuntimeError("a bug in a protocol")
+            self.transport.write(data.upper())
+
+    port = rig.listen(lambda server: None, Raising)
+    failing, healthy = connect(port), connect(port)
+    rig.run(0.05)
+    failing.sendall(b"boom")
+    healthy.sendall(b"fine")
+    rig.run()
+    assert failing.recv(10) == b""  # dropped, as Twisted drops it
+    assert healthy.recv(10) == b"FINE"
+    failing.close()
+    healthy.close()
