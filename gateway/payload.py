@@ -1,20 +1,20 @@
 """The request body: refused unless it is one the upstream could accept; otherwise passed on untouched.
 
-Nesting is bounded before ``json.loads`` sees the body: the parser recurses
-once per level, and 100k levels raise RecursionError. The bound, 100 levels,
-is that of Google's own parser (protobuf's default recursion limit is 100, and
-a JSON object under ``functionCall.args`` or a ``Struct`` costs it two of its
-levels per JSON level), far above what real requests need (a function
-declaration's schema twenty properties deep is about 45 levels) and far below
-Python's recursion limit.
+Nesting is bounded before the JSON parser sees the body, and answered with
+Google's words. The bound, 100 levels, is that of Google's own parser
+(protobuf's default recursion limit is 100, and a JSON object under
+``functionCall.args`` or a ``Struct`` costs it two of its levels per JSON
+level), far above what real requests need (a function declaration's schema
+twenty properties deep is about 45 levels) and far below what a recursive
+parser copes with.
 """
 
 from __future__ import annotations
 
-import json
 import operator
 from itertools import accumulate, count
 
+import orjson
 from django.conf import settings
 from django.http import HttpRequest
 from django.http.request import RequestDataTooBig
@@ -47,7 +47,7 @@ def _too_large() -> ApiError:
 
 def checked_body(request: HttpRequest) -> bytes:
     """The body, if it is one the upstream could accept; never forwarded otherwise."""
-    declared = request.headers.get("content-length")
+    declared = request.META.get("CONTENT_LENGTH")
     if declared and declared.isdigit() and int(declared) > settings.GEMPROXY_MAX_BODY_BYTES:
         raise _too_large()
     try:
@@ -63,8 +63,9 @@ def checked_body(request: HttpRequest) -> bytes:
             f"Invalid JSON payload received. The payload nests deeper than {MAX_NESTING} levels of arrays and objects."
         )
     try:
-        parsed = json.loads(body or b"null")
-    except ValueError as error:
+        # orjson, like Google's parser, refuses NaN, Infinity and numbers no double can hold.
+        parsed = orjson.loads(body or b"null")
+    except orjson.JSONDecodeError as error:
         raise invalid_argument(f"Invalid JSON payload received. {error}.") from None
     if not isinstance(parsed, dict):
         raise invalid_argument("Invalid JSON payload received. The request body must be a JSON object.")

@@ -76,3 +76,19 @@ def test_the_check_is_cheap_on_a_large_body() -> None:
 
     assert nesting_depth(image) == 6
     assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"generationConfig": {"temperature": NaN}}', b'{"generationConfig": {"temperature": Infinity}}', b'{"n": 1e999}'],
+)
+async def test_numbers_json_cannot_carry_are_invalid_argument_as_at_google_and_never_dispatched(
+    exchanges, key_header, body
+) -> None:
+    # Python's json would read these as nan and inf; Google's parser refuses them.
+    answer = await asgi_call("POST", GENERATE, headers=key_header, body=body)
+
+    assert answer.status == 400, answer.body
+    assert answer.error["status"] == "INVALID_ARGUMENT"
+    assert answer.error["message"].startswith("Invalid JSON payload received.")
+    assert exchanges.tasks == []
