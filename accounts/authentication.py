@@ -12,17 +12,21 @@ from accounts.rejections import Rejection
 
 def secret_from(request) -> str:
     """The key from ``x-goog-api-key`` (any case), ``?key=``, ``Authorization: Bearer`` or, as Anthropic's
-    clients send it, ``x-api-key``."""
-    header = request.headers.get("x-goog-api-key")
+    clients send it, ``x-api-key``.
+
+    Read from ``request.META``: ``request.headers`` would first rename every
+    header the client sent, on every call.
+    """
+    header = request.META.get("HTTP_X_GOOG_API_KEY")
     if header:
         return header.strip()
     query = request.GET.get("key")
     if query:
         return query.strip()
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key", "").strip()
+    return request.META.get("HTTP_X_API_KEY", "").strip()
 
 
 class ProxyKeyAuthentication(BaseAuthentication):

@@ -30,5 +30,5 @@ def new_request_id() -> str:
 
 
 def request_id_of(request: HttpRequest) -> str:
-    sent = request.headers.get(HEADER)
+    sent = request.META.get("HTTP_X_REQUEST_ID")  # request.headers would build every header's name first
     return sent if sent is not None and well_formed(sent) else new_request_id()
