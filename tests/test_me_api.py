@@ -40,14 +40,17 @@ def bob_key(make_key, other_member):
     "how",
     [
         {"HTTP_X_GOOG_API_KEY": "{secret}"},
-        {"HTTP_X_Goog_Api_Key": "{secret}"},
+        {"headers": {"X-Goog-Api-Key": "{secret}"}},  # as a server puts any spelling in META
         {"HTTP_AUTHORIZATION": "Bearer {secret}"},
         {"QUERY": "key={secret}"},
     ],
     ids=["x-goog-api-key", "X-Goog-Api-Key", "bearer", "query"],
 )
 def test_the_proxy_key_authenticates_in_each_form_gemini_clients_send_it(client, ada_key, bob_key, how):
-    headers = {name: value.format(secret=ada_key) for name, value in how.items() if name != "QUERY"}
+    meta = {name: value for name, value in how.items() if name not in ("QUERY", "headers")}
+    headers: dict = {name: value.format(secret=ada_key) for name, value in meta.items()}
+    if "headers" in how:
+        headers["headers"] = {name: value.format(secret=ada_key) for name, value in how["headers"].items()}
     query = "?" + how["QUERY"].format(secret=ada_key) if "QUERY" in how else ""
     response = client.get(f"/api/v1/me/keys{query}", **headers)
     assert response.status_code == 200
