@@ -8,11 +8,10 @@ speak it, the queues as one JSON object (``encode``, ``decode``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.utils import timezone
 
 
 @dataclass
@@ -37,7 +36,8 @@ class UsageEvent:
     latency_ms: int = 0
     ttfb_ms: int | None = None
     client_ip: str = ""
-    created_at: datetime = field(default_factory=timezone.now)
+    # What django.utils.timezone.now gives with USE_TZ (the site's setting), without reading the setting per call.
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     calls: int = 1  # more than 1 only for the rows that count calls without a valid key
     record_id: str = ""  # given by record/arecord; "" for the rows that count calls without a valid key
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 
@@ -19,6 +20,11 @@ from gateway.errors import ApiError, missing_api_key
 # secrets themselves are not kept: {sha256: (valid_until, key)}.
 _recent: dict[bytes, tuple[float, ProxyKey]] = {}
 _MAX_CACHED = 10_000
+# Lookups under way, by the same hash. When a key's cached entry lapses while
+# its member's tools have fifty calls in flight, one query answers them all,
+# not fifty in the database's thread at once (measured: 3% of the gateway's
+# CPU at 50 clients, and as many queries).
+_looking_up: dict[bytes, asyncio.Task[ProxyKey]] = {}
 
 
 def _lookup(secret: str) -> ProxyKey:
@@ -27,20 +33,36 @@ def _lookup(secret: str) -> ProxyKey:
     return key
 
 
+async def _look_up(fingerprint: bytes, secret: str) -> ProxyKey:
+    try:
+        key = await database_sync_to_async(_lookup)(secret)
+    finally:
+        _looking_up.pop(fingerprint, None)
+    if len(_recent) >= _MAX_CACHED:
+        _recent.clear()
+    _recent[fingerprint] = (time.monotonic() + settings.GEMPROXY_AUTH_CACHE_SECONDS, key)
+    return key
+
+
+def _retrieve(lookup: asyncio.Task[ProxyKey]) -> None:
+    if not lookup.cancelled():
+        lookup.exception()
+
+
 async def authenticate(request: HttpRequest) -> ProxyKey:
     secret = secret_from(request)
     if not secret:
         raise missing_api_key()
     fingerprint = hashlib.sha256(secret.encode()).digest()
-    now = time.monotonic()
     cached = _recent.get(fingerprint)
-    if cached and cached[0] > now:
+    if cached and cached[0] > time.monotonic():
         return cached[1]
+    lookup = _looking_up.get(fingerprint)
+    if lookup is None or lookup.get_loop() is not asyncio.get_running_loop():
+        lookup = _looking_up[fingerprint] = asyncio.ensure_future(_look_up(fingerprint, secret))
+        lookup.add_done_callback(_retrieve)  # even if every caller left before it ended
     try:
-        key = await database_sync_to_async(_lookup)(secret)
+        # Shielded: a caller that leaves does not take the others' answer with it.
+        return await asyncio.shield(lookup)
     except Rejection as rejection:
         raise ApiError.from_rejection(rejection) from None
-    if len(_recent) >= _MAX_CACHED:
-        _recent.clear()
-    _recent[fingerprint] = (now + settings.GEMPROXY_AUTH_CACHE_SECONDS, key)
-    return key
