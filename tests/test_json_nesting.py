@@ -80,7 +80,11 @@ def test_the_check_is_cheap_on_a_large_body() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"generationConfig": {"temperature": NaN}}', b'{"generationConfig": {"temperature": Infinity}}', b'{"n": 1e999}'],
+    [
+        b'{"generationConfig": {"temperature": NaN}}',
+        b'{"generationConfig": {"temperature": Infinity}}',
+        b'{"n": 1e999}',
+    ],
 )
 async def test_numbers_json_cannot_carry_are_invalid_argument_as_at_google_and_never_dispatched(
     exchanges, key_header, body

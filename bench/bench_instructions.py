@@ -1,0 +1,137 @@
+"""Instructions the gateway executes per relayed call, counted by valgrind's callgrind: run by hand.
+
+    .venv/bin/python bench/bench_instructions.py [TREE ...] [--calls 400] [--floor]
+
+CPU time on a shared 2-core VM moves by 10 to 30% between runs, more than most
+single changes save; an instruction count moves by about 2%, whatever else the
+machine does. For each TREE (a checkout of this repository; default: this one)
+it starts the stand-in upstream, a gateway under callgrind (instrumentation off
+until the measured calls), and a headless executor, warms up, then counts the
+gateway's instructions over ``--calls`` generateContent calls at one client.
+The counts include every thread of the gateway (its usage writer too), not the
+kernel's work.
+
+``--floor`` measures Daphne itself serving a fixed answer from a trivial ASGI
+app, on uvloop: the most any Daphne gateway could take off its figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_relay import KEY_LIMITS, _listening, load, unary_call  # noqa: E402
+from tests.e2e import harness  # noqa: E402
+from tests.e2e.harness import PYTHON, Deployment, Gateway, Process, free_port, wait_until  # noqa: E402
+
+FLOOR_APP = """
+async def application(scope, receive, send):
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"candidates": []}'})
+"""
+
+
+def under_callgrind(out: Path, command: list[str]) -> list[str]:
+    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *command]
+
+
+def control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+
+
+def instructions(out: Path) -> int:
+    """What the dumps of ``out`` counted (the instrumented stretch's dump holds it all)."""
+    return max(
+        int(line.split()[1])
+        for dump in glob.glob(f"{out}*")
+        for line in Path(dump).read_text(errors="replace").splitlines()
+        if line.startswith("totals:")
+    )
+
+
+async def counted(pid: int, out: Path, base: str, headers: dict, calls: int) -> float:
+    """Instructions per call of ``calls`` calls, after a warm-up."""
+    await load(base, headers, unary_call, 200, 1, {})
+    await asyncio.to_thread(control, pid, "-i", "on")
+    await load(base, headers, unary_call, calls, 1, {})
+    await asyncio.to_thread(control, pid, "-i", "off")
+    await asyncio.to_thread(control, pid, "-d")
+    return await asyncio.to_thread(instructions, out) / calls
+
+
+def executors_connected(gateway: Gateway) -> bool:
+    try:  # under callgrind the gateway answers slowly: a long timeout
+        with urllib.request.urlopen(f"{gateway.url}/healthz", timeout=60) as response:
+            return json.load(response)["executors"] == 1
+    except OSError:
+        return False
+
+
+async def relay(tree: Path, calls: int) -> float:
+    harness.ROOT = tree
+    tmp = Path(tempfile.mkdtemp(prefix="gemproxy-instructions-"))
+    deployment = Deployment(tmp, {"GEMPROXY_DISPATCH_WAIT": "30", "LOG_LEVEL": "WARNING"})
+    try:
+        upstream_port, port = free_port(), free_port()
+        standin = [PYTHON, "-m", "executors.standin", "--port", str(upstream_port)]
+        deployment.processes.append(Process("standin", standin, deployment.env, tmp))
+        limits = [f"--{name}={value}" for name, value in KEY_LIMITS.items()]
+        key = deployment.manage("create_proxy_key", "--user", "bench", "--name", "bench", *limits)
+        token = deployment.executor_token("bench@example.com")
+        serve = [PYTHON, "-m", "gemproxy_site.serve", "-b", "127.0.0.1", "-p", str(port), "--access-log", "-"]
+        process = Process("gateway", under_callgrind(tmp / "callgrind.out", serve), deployment.env, tmp)
+        deployment.processes.append(process)
+        gateway = Gateway(process, port)
+        wait_until(lambda: gateway.accepting() and _listening(upstream_port), 300, "the gateway under callgrind")
+        deployment.start_agent(gateway, token, f"http://127.0.0.1:{upstream_port}", name="agent", concurrency=50)
+        wait_until(lambda: executors_connected(gateway), 300, "the executor")
+        headers = {"x-goog-api-key": key}
+        return await counted(process.popen.pid, tmp / "callgrind.out", gateway.url, headers, calls)
+    finally:
+        deployment.stop()
+
+
+def floor(calls: int) -> float:
+    tmp = Path(tempfile.mkdtemp(prefix="gemproxy-instructions-"))
+    (tmp / "floor_app.py").write_text(FLOOR_APP)
+    port = free_port()
+    serve = (
+        "import asyncio, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+        "from daphne.cli import CommandLineInterface; "
+        f"CommandLineInterface().run(['-b', '127.0.0.1', '-p', '{port}', 'floor_app:application'])"
+    )
+    command = under_callgrind(tmp / "callgrind.out", [PYTHON, "-c", serve])
+    daphne = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _listening(port), 300, "Daphne under callgrind")
+        return asyncio.run(counted(daphne.pid, tmp / "callgrind.out", f"http://127.0.0.1:{port}", {}, calls))
+    finally:
+        daphne.terminate()
+        daphne.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trees", nargs="*", type=Path)
+    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--floor", action="store_true")
+    args = parser.parse_args()
+    if args.floor:
+        print(f"Daphne, a fixed answer: {floor(args.calls) / 1000:.0f} k instructions per request")
+    for tree in args.trees or ([] if args.floor else [ROOT]):
+        print(f"{tree}: {asyncio.run(relay(tree.resolve(), args.calls)) / 1000:.0f} k instructions per call")
+
+
+if __name__ == "__main__":
+    main()
