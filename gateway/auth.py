@@ -37,7 +37,8 @@ async def _look_up(fingerprint: bytes, secret: str) -> ProxyKey:
     try:
         key = await database_sync_to_async(_lookup)(secret)
     finally:
-        _looking_up.pop(fingerprint, None)
+        if _looking_up.get(fingerprint) is asyncio.current_task():  # not another event loop's lookup
+            del _looking_up[fingerprint]
     if len(_recent) >= _MAX_CACHED:
         _recent.clear()
     _recent[fingerprint] = (time.monotonic() + settings.GEMPROXY_AUTH_CACHE_SECONDS, key)
