@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
-import json
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,14 +68,6 @@ async def counted(pid: int, out: Path, base: str, headers: dict, calls: int) -> 
     return await asyncio.to_thread(instructions, out) / calls
 
 
-def executors_connected(gateway: Gateway) -> bool:
-    try:  # under callgrind the gateway answers slowly: a long timeout
-        with urllib.request.urlopen(f"{gateway.url}/healthz", timeout=60) as response:
-            return json.load(response)["executors"] == 1
-    except OSError:
-        return False
-
-
 async def relay(tree: Path, calls: int) -> float:
     harness.ROOT = tree
     tmp = Path(tempfile.mkdtemp(prefix="gemproxy-instructions-"))
@@ -95,7 +85,8 @@ async def relay(tree: Path, calls: int) -> float:
         gateway = Gateway(process, port)
         wait_until(lambda: gateway.accepting() and _listening(upstream_port), 300, "the gateway under callgrind")
         deployment.start_agent(gateway, token, f"http://127.0.0.1:{upstream_port}", name="agent", concurrency=50)
-        wait_until(lambda: executors_connected(gateway), 300, "the executor")
+        # Under callgrind the gateway answers slowly.
+        gateway.wait_for_executors(1, timeout=300, answer_within=60)
         headers = {"x-goog-api-key": key}
         return await counted(process.popen.pid, tmp / "callgrind.out", gateway.url, headers, calls)
     finally:

@@ -167,15 +167,17 @@ class Gateway:
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
-    def health(self) -> dict:
+    def health(self, timeout: float = 5.0) -> dict:
         try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=timeout) as response:
                 return json.load(response)
         except urllib.error.HTTPError as error:
             return json.load(error)
 
-    def wait_for_executors(self, count: int, timeout: float = 20.0) -> None:
-        wait_until(lambda: self.health()["executors"] == count, timeout, f"{count} executors on {self.url}")
+    def wait_for_executors(self, count: int, timeout: float = 20.0, answer_within: float = 5.0) -> None:
+        wait_until(
+            lambda: self.health(answer_within)["executors"] == count, timeout, f"{count} executors on {self.url}"
+        )
 
 
 class ThreadedUpstream:
