@@ -11,8 +11,9 @@ gateway's instructions over ``--calls`` generateContent calls at one client.
 The counts include every thread of the gateway (its usage writer too), not the
 kernel's work.
 
-``--floor`` measures Daphne itself serving a fixed answer from a trivial ASGI
-app, on uvloop: the most any Daphne gateway could take off its figure.
+``--floor`` measures each TREE's server (``gemproxy_site.serve``: Daphne with
+the tree's HTTP channel, reactor and event loop) answering every request with a
+fixed answer from a trivial ASGI app: what serving HTTP costs before the relay.
 """
 
 from __future__ import annotations
@@ -93,19 +94,20 @@ async def relay(tree: Path, calls: int) -> float:
         deployment.stop()
 
 
-def floor(calls: int) -> float:
+def floor(calls: int, tree: Path) -> float:
+    """Instructions per request of ``tree``'s server (``gemproxy_site.serve``) answering from FLOOR_APP."""
     tmp = Path(tempfile.mkdtemp(prefix="gemproxy-instructions-"))
     (tmp / "floor_app.py").write_text(FLOOR_APP)
     port = free_port()
     serve = (
-        "import asyncio, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-        "from daphne.cli import CommandLineInterface; "
-        f"CommandLineInterface().run(['-b', '127.0.0.1', '-p', '{port}', 'floor_app:application'])"
+        f"import sys; sys.path[:0] = [{str(tree)!r}, {str(tmp)!r}]; from gemproxy_site.serve import main; "
+        f"main(['-b', '127.0.0.1', '-p', '{port}'], application='floor_app:application')"
     )
     command = under_callgrind(tmp / "callgrind.out", [PYTHON, "-c", serve])
-    daphne = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**Deployment(tmp, {}).env, "PYTHONPATH": str(tree)}
+    daphne = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: _listening(port), 300, "Daphne under callgrind")
+        wait_until(lambda: _listening(port), 300, "the server under callgrind")
         return asyncio.run(counted(daphne.pid, tmp / "callgrind.out", f"http://127.0.0.1:{port}", {}, calls))
     finally:
         daphne.terminate()
@@ -118,10 +120,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--floor", action="store_true")
     args = parser.parse_args()
-    if args.floor:
-        print(f"Daphne, a fixed answer: {floor(args.calls) / 1000:.0f} k instructions per request")
-    for tree in args.trees or ([] if args.floor else [ROOT]):
-        print(f"{tree}: {asyncio.run(relay(tree.resolve(), args.calls)) / 1000:.0f} k instructions per call")
+    for tree in args.trees or [ROOT]:
+        if args.floor:
+            print(f"{tree}: a fixed answer, {floor(args.calls, tree.resolve()) / 1000:.0f} k instructions per request")
+        else:
+            print(f"{tree}: {asyncio.run(relay(tree.resolve(), args.calls)) / 1000:.0f} k instructions per call")
 
 
 if __name__ == "__main__":

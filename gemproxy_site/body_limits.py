@@ -1,9 +1,9 @@
 """How many body bytes the server reads for a request, chosen by its path before the body is read.
 
-Daphne reads a whole body (to memory and a temp file) before the application
-sees it, so a limit in a view comes too late: a 2 GiB upload without a key
+A limit in a view comes too late: Django's handler reads a whole body (to
+memory and a temp file) before the view runs, so a 2 GiB upload without a key
 would cost the process that much before the view could refuse it. The server
-layer (``gemproxy_site.guarded_request``) asks ``body_limit`` as soon as the
+layer (``gemproxy_site.http_channel``) asks ``body_limit`` as soon as the
 headers are in, refuses a declared ``Content-Length`` over it at once, and stops
 reading a chunked body as soon as it passes it.
 
@@ -15,11 +15,10 @@ the site's limit.
   ``GEMPROXY_MAX_BODY_BYTES`` (inline images and audio make bodies large).
 - ``/upload/``: Gemini's media uploads, ``GEMPROXY_MAX_UPLOAD_BODY_BYTES``.
   Until the Files API lands it is the JSON API's limit. That issue will raise it
-  to Google's 2 GB per file, which is only safe together with two changes in
-  ``guarded_request``: check the proxy key when the headers are in (refuse
-  before reading a byte), and hand this route's body to the application as it
-  arrives (``handleContentChunk`` -> the ASGI queue, with back-pressure) instead
-  of letting Daphne buffer it, so that the view streams it to storage.
+  to Google's 2 GB per file, which is only safe together with a check of the
+  proxy key when the headers are in (refuse before reading a byte). The server
+  already hands a body to the application as it arrives, reading no further
+  while the application is behind.
 - everything else (admin, members' pages, ``/api/``, ``/healthz``, the executor
   WebSocket handshake): ``GEMPROXY_MAX_SITE_BODY_BYTES``, the order of Django's
   own ``DATA_UPLOAD_MAX_MEMORY_SIZE`` default.

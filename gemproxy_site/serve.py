@@ -2,14 +2,16 @@
 
 The same as ``daphne gemproxy_site.asgi:application`` except that:
 
-- requests are checked where the bytes enter, before Daphne buffers a body or
-  the application sees anything (``gemproxy_site.guarded_request``): a body
-  limit per route (``gemproxy_site.body_limits``), absolute-form request URIs
-  served as their path, targets no URI could hold refused;
+- HTTP requests are parsed by llhttp and checked where the bytes enter, before
+  the application sees anything (``gemproxy_site.http_channel``): a body limit
+  per route (``gemproxy_site.body_limits``), absolute-form request URIs served
+  as their path, targets no URI could hold refused; a WebSocket upgrade is
+  handed to Daphne's own protocol;
 - the access log never shows a secret, whatever its spelling, nor a forged
   line (``gemproxy_site.access_log``);
 - a streamed answer waits for the client to take it (back-pressure), instead of
-  piling up in memory when it is made faster than it is read;
+  piling up in memory when it is made faster than it is read, and a body is
+  read as fast as the application takes it;
 - per-request work measured as useless on the relay path is skipped;
 - the event loop under Twisted's asyncio reactor is uvloop's
   (``gemproxy_site.event_loop``), and the reactor sends what a connection
@@ -25,7 +27,8 @@ import sys
 from gemproxy_site.event_loop import use_uvloop
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, application: str = "gemproxy_site.asgi:application") -> None:
+    """``application``: another ASGI app served the same way (``bench/bench_instructions.py --floor``)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gemproxy_site.settings")
     use_uvloop()
     from gemproxy_site import reactor
@@ -34,18 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     reactor.install()
     # Imported only now: daphne.server makes its event loop when first imported.
     from autobahn import util as autobahn_util
-    from daphne import cli, http_protocol
+    from daphne import cli
     from daphne import server as daphne_server
 
-    from gemproxy_site.access_log import RedactingAccessLog, no_twisted_access_line
-    from gemproxy_site.guarded_request import GuardedRequest, handle_reply_when_writable
+    from gemproxy_site.access_log import RedactingAccessLog
+    from gemproxy_site.http_channel import HttpFactory
 
     # Daphne builds its access log from this name inside CommandLineInterface.run.
     cli.AccessLogGenerator = RedactingAccessLog
-    http_protocol.HTTPFactory.log = no_twisted_access_line
-    # Daphne's HTTP factory builds requests from this name.
-    http_protocol.WebRequest = GuardedRequest
-    daphne_server.Server.handle_reply = handle_reply_when_writable
+    # Daphne's server builds its HTTP factory from this name: requests are parsed and checked by ours.
+    daphne_server.HTTPFactory = HttpFactory
     # Here, not in asgi.py: Django's test client relies on the usual receivers.
     from gemproxy_site.handlers import skip_start_of_request_clean_up_for_the_api
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     # is what a production install, without click, gets anyway.
     autobahn_util._HAS_CLICK = False
     args = list(sys.argv[1:] if argv is None else argv)
-    cli.CommandLineInterface().run([*args, "gemproxy_site.asgi:application"])
+    cli.CommandLineInterface().run([*args, application])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gemproxy_site.guarded_request import reason_phrase
+from gemproxy_site.http_channel import reason_phrase
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,118 @@
+"""ASGI applications that behave as no Django view would, served by ``gemproxy_site.serve`` for test_http_channel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+
+async def read_body(receive) -> list[bytes]:
+    pieces = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("the client left")
+        pieces.append(message["body"])
+        if not message.get("more_body"):
+            return pieces
+
+
+async def answer_json(send, value: dict, status: int = 200) -> None:
+    body = json.dumps(value).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def echo(scope, receive, send) -> None:
+    """What the application was given: the body's size and the scope's parts a test looks at."""
+    body = b"".join(await read_body(receive))
+    await answer_json(
+        send,
+        {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope["query_string"].decode(),
+            "http_version": scope["http_version"],
+            "headers": [[name.decode(), value.decode("latin-1")] for name, value in scope["headers"]],
+            "body": body.decode("latin-1"),
+            "size": len(body),
+        },
+    )
+
+
+async def stream(scope, receive, send) -> None:
+    """Three pieces, no Content-Length: chunked."""
+    await read_body(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    for piece in (b"one ", b"two ", b"three"):
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def slow_reader(scope, receive, send) -> None:
+    """Takes the first piece of the body, waits, then takes the rest."""
+    first = await receive()
+    await asyncio.sleep(1.5)
+    second = await receive()
+    rest = [] if not second.get("more_body") else await read_body(receive)
+    total = len(first["body"]) + len(second["body"]) + sum(map(len, rest))
+    await answer_json(send, {"second": len(second["body"]), "total": total})
+
+
+async def firehose(scope, receive, send) -> None:
+    """256 MiB, as fast as the server lets it go."""
+    await read_body(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    piece = b"x" * (1024 * 1024)
+    for _ in range(256):
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def raises(scope, receive, send) -> None:
+    await read_body(receive)
+    raise RuntimeError("a bug in the application")
+
+
+async def no_answer(scope, receive, send) -> None:
+    await read_body(receive)
+
+
+async def half_answer(scope, receive, send) -> None:
+    await read_body(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"the first half", "more_body": True})
+
+
+async def bad_header(scope, receive, send) -> None:
+    await read_body(receive)
+    headers = [(b"x-injected", b"a\r\nSet-Cookie: forged=1")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"never"})
+
+
+async def websocket_echo(scope, receive, send) -> None:
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    message = await receive()
+    await send({"type": "websocket.send", "text": f"echo: {message.get('text')}"})
+    await send({"type": "websocket.close"})
+
+
+ROUTES = {
+    "/stream": stream,
+    "/v1beta/slow-reader": slow_reader,  # under the API's body limit (20 MiB), not the site's
+    "/firehose": firehose,
+    "/raises": raises,
+    "/no-answer": no_answer,
+    "/half-answer": half_answer,
+    "/bad-header": bad_header,
+}
+
+
+async def application(scope, receive, send) -> None:
+    if scope["type"] == "websocket":
+        await websocket_echo(scope, receive, send)
+    elif scope["type"] == "http":
+        await ROUTES.get(scope["path"], echo)(scope, receive, send)
