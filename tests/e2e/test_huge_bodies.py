@@ -100,7 +100,7 @@ def test_a_chunked_body_that_keeps_coming_is_cut_off_soon_after_the_limit(gatewa
 
 
 def test_a_body_longer_than_declared_is_not_read_on(gateway: Gateway) -> None:
-    # Twisted hands on only the declared bytes and reads little more while the
+    # Only the declared bytes are the body, and little more is read while the
     # request is answered; what follows is a malformed next request.
     result = flood(
         gateway.port,

@@ -63,7 +63,7 @@ def test_an_encoded_newline_is_passed_on_to_the_application(gateway: Gateway, pr
     assert "x-forged" not in answer.headers
 
 
-def test_a_raw_newline_in_the_request_line_gets_twisteds_bare_400_and_forges_no_log_line(gateway: Gateway) -> None:
+def test_a_raw_newline_in_the_request_line_is_refused_and_forges_no_log_line(gateway: Gateway) -> None:
     answer = exchange(gateway.port, b"GET /v1beta/models\nFORGED-LINE HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 
     assert answer.status == 400

@@ -1,7 +1,7 @@
 """Limits the server already holds before gemproxy's own checks; these tests keep them from slipping.
 
-Twisted refuses a request line plus headers over 16 KiB (``HTTPChannel.totalHeadersSize``)
-or more than 500 headers (``maxHeaders``) with a bare 400 and closes; Daphne
+The HTTP channel refuses a request line plus headers over 16 KiB or more than 500 headers, as
+Twisted's ``HTTPChannel`` did, with a 400 in Google's shape, and closes; Daphne
 closes a WebSocket whose message exceeds 1 MiB (``--websocket-max-message-size``).
 """
 
