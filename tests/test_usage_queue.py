@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 import redis
@@ -85,6 +86,22 @@ def test_a_record_delivered_twice_is_written_once_in_rows_and_rollup(durable, ma
     day = UsageDaily.objects.get()
     assert (day.requests, day.prompt_tokens) == (1, 7)
     assert durable.depth() == 0
+
+
+def test_a_batch_larger_than_one_lookup_written_again_adds_only_what_was_missing(on_postgresql, make_key):
+    key, _ = make_key()
+    events = [
+        UsageEvent(user_id=key.user_id, key_id=key.pk, outcome="ok", method="generateContent", status_code=200)
+        for _ in range(1200)
+    ]
+    for event in events:
+        event.record_id = uuid.uuid4().hex
+    usage.write_batch(events[:700])
+
+    usage.write_batch(events)  # the first 700 delivered again, with 500 new ones
+
+    assert UsageRecord.objects.count() == 1200
+    assert UsageDaily.objects.get().requests == 1200
 
 
 def test_records_stay_in_redis_while_the_database_is_away_and_are_written_when_it_returns(
