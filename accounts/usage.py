@@ -35,7 +35,6 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import replace
 from functools import cache
@@ -49,6 +48,7 @@ from django.db.models.functions import Least
 from accounts.storable import storable
 from accounts.usage_event import UsageEvent
 from accounts.usage_queue import get_usage_queue, made_usage_queue, reset_usage_queue
+from gemproxy_site.ids import new_id
 
 logger = logging.getLogger(__name__)
 
@@ -453,7 +453,7 @@ writer = UsageWriter()
 
 def _with_record_id(event: UsageEvent) -> UsageEvent:
     if not event.record_id:
-        event.record_id = uuid.uuid4().hex
+        event.record_id = new_id()
     return event
 
 

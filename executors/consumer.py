@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from functools import partial
 
@@ -29,6 +28,7 @@ from executors import handoff, protocol
 from executors.liveness import get_liveness
 from executors.models import ExecutorAccount
 from executors.registry import ExecutorInfo, get_registry
+from gemproxy_site.ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         # Other processes' dispatchers know this process lives only while it says so.
         liveness.ensure_running()
         self.info = ExecutorInfo(
-            connection_id=uuid.uuid4().hex,
+            connection_id=new_id(),
             executor_id=frame["executor_id"],
             channel_name=self.channel_name,
             account_id=self.account.pk,

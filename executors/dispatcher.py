@@ -16,7 +16,6 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,6 +27,7 @@ from executors.cooldown import READ_LIMIT, upstream_delay
 from executors.liveness import ProcessWatch, watch_process
 from executors.registry import Choice, Lease, get_registry
 from executors.reply import ReplyChannel
+from gemproxy_site.ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class Exchange:
 
     async def _attempt(self, lease: Lease) -> ResponseHead:
         """Send the task to one executor; return its head once the first body piece is in."""
-        self.lease, self.attempt_id, self.account_label = lease, uuid.uuid4().hex, lease.account_label
+        self.lease, self.attempt_id, self.account_label = lease, new_id(), lease.account_label
         self.account_id = lease.account_id
         self.attempts += 1
         self._watch = watch_process(lease.process_id, self._loop.time)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 from channels.layers import BaseChannelLayer
+
+from gemproxy_site.ids import new_id
 
 # Names of channels that exist only in this process, never in the channel layer.
 LOCAL_PREFIX = "local!"
@@ -100,7 +101,7 @@ def close_mailbox(channel: str) -> None:
 
 def local_name() -> str:
     """A new channel name that only this process can send to."""
-    return f"{LOCAL_PREFIX}{uuid.uuid4().hex}"
+    return f"{LOCAL_PREFIX}{new_id()}"
 
 
 def lives_here(channel: str) -> bool:

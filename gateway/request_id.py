@@ -9,9 +9,10 @@ like a gemproxy secret or a Google API key is replaced too.
 from __future__ import annotations
 
 import re
-import uuid
 
 from django.http import HttpRequest
+
+from gemproxy_site.ids import new_id
 
 HEADER = "x-request-id"
 MAX_LENGTH = 128
@@ -26,7 +27,7 @@ def well_formed(value: str) -> bool:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return new_id()
 
 
 def request_id_of(request: HttpRequest) -> str:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 from accounts.counters import DAY, MINUTE, Counts, Denial, Grant, lease_seconds, window_of
 from accounts.policy import Limits
+from gemproxy_site.ids import new_id
 
 
 class InProcessCounters:
@@ -71,7 +71,7 @@ class InProcessCounters:
                 self._add(key_id, "tpd", day, estimate)
             lease_id = ""
             if limits.concurrency:
-                lease_id = uuid.uuid4().hex
+                lease_id = new_id()
                 leases[lease_id] = now + self.lease_seconds
             counts = Counts(
                 rpm=self._get(key_id, "rpm", minute),

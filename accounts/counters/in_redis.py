@@ -13,7 +13,6 @@ before counting, so a lease nobody releases frees itself).
 from __future__ import annotations
 
 import asyncio
-import uuid
 import weakref
 
 import redis
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError
 
 from accounts.counters import CountersUnavailable, Counts, Denial, Grant, lease_seconds
 from accounts.policy import Limits
+from gemproxy_site.ids import new_id
 from gemproxy_site.redis_options import async_client_options, sync_client_options
 
 _PREAMBLE = """
@@ -154,7 +154,7 @@ class RedisCounters:
             raise CountersUnavailable(str(exc)) from exc
 
     async def acquire(self, key_id: int, limits: Limits, estimate: int) -> Grant | Denial:
-        lease_id = uuid.uuid4().hex if limits.concurrency else ""
+        lease_id = new_id() if limits.concurrency else ""
         args = [
             limits.rpm,
             limits.rpd,
