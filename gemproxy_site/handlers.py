@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from collections import OrderedDict
 
 from asgiref.sync import sync_to_async
@@ -66,6 +67,8 @@ class ApiHandler(SiteHandler):
       close the response: API views reach the database only through
       ``database_sync_to_async``, which cleans up around each use. Closing
       still releases what the response holds (a file being downloaded);
+    - a body that comes in one piece (most calls) is read into memory, not
+      into a SpooledTemporaryFile made for every request;
     - a path's resolution is remembered (``resolve_path``);
     - one task watches for the client's disconnect and cancels the request's
       own task, rather than two new tasks and an ``asyncio.wait`` a call.
@@ -87,6 +90,12 @@ class ApiHandler(SiteHandler):
         self._exception_middleware: list = []
         get_response = self._get_response_async if is_async else self._get_response
         self._middleware_chain = convert_exception_to_response(get_response)
+
+    async def read_body(self, receive):
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            return io.BytesIO(message.get("body", b""))
+        return await super().read_body(_replaying(message, receive))
 
     async def handle(self, scope, receive, send) -> None:
         try:
@@ -156,6 +165,16 @@ def resolve_path(urlconf: str, path: str) -> ResolverMatch:
     if len(_resolved) > RESOLVED_PATHS:
         _resolved.popitem(last=False)
     return match
+
+
+def _replaying(first: dict, receive):
+    """``receive``, with ``first`` (already received) given once more first."""
+    pending = [first]
+
+    async def replay() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 def _release(response: HttpResponseBase) -> None:

@@ -112,6 +112,33 @@ async def test_a_synchronous_view_is_served_with_its_body(app, test_views) -> No
     assert json.loads(client.body) == {"body": '{"a": 1}', "path": "/v1beta/sync"}
 
 
+def pieces(*messages: dict) -> Client:
+    client = Client()
+    client.incoming = asyncio.Queue()
+    for message in messages:
+        client.incoming.put_nowait(message)
+    return client
+
+
+async def test_a_body_in_pieces_reaches_the_view_whole(app, test_views) -> None:
+    client = pieces(
+        {"type": "http.request", "body": b'{"a": ', "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.request", "body": b"1}", "more_body": False},
+    )
+    await app(scope("/v1beta/sync"), client.receive, client.send)
+
+    assert client.status == 200
+    assert json.loads(client.body) == {"body": '{"a": 1}', "path": "/v1beta/sync"}
+
+
+async def test_a_client_that_hangs_up_inside_its_body_gets_no_answer(app, test_views) -> None:
+    client = pieces({"type": "http.request", "body": b'{"a": ', "more_body": True}, {"type": "http.disconnect"})
+    await app(scope("/v1beta/sync"), client.receive, client.send)
+
+    assert client.sent == []
+
+
 @pytest.fixture
 def finished() -> Iterator[list[object]]:
     """The senders of every request_finished signal during the test."""
