@@ -340,6 +340,10 @@ class HttpChannel(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         transport = self.transport
         transport.registerProducer(self, True)
+        # A streamed answer is many small writes: Nagle's algorithm would hold each behind the
+        # client's (delayed) acknowledgement of the one before. Autobahn does the same for executors.
+        if hasattr(transport, "setTcpNoDelay"):
+            transport.setTcpNoDelay(True)
         peer, host = transport.getPeer(), transport.getHost()
         self._client = [str(peer.host), peer.port] if hasattr(peer, "port") else None
         self._server_address = [str(host.host), host.port] if hasattr(host, "port") else None
