@@ -38,7 +38,6 @@ import json
 import logging
 import re
 import time
-from collections import deque
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -325,7 +324,7 @@ class HttpChannel(Protocol, TimeoutMixin):
         self.timeOut = timeout
         self._parser = httptools.HttpRequestParser(self)
         self._answering: Exchange | None = None  # its application runs
-        self._queued: deque[Exchange] = deque()  # pipelined behind it
+        self._queued: list[Exchange] = []  # pipelined behind it (a list: an empty deque is 600 bytes)
         self._reading: Exchange | None = None  # its body is still arriving
         self._held: list[bytes] = []  # what the client sent on while the one before was answered
         self._refused: bytes | None = None  # a refusal to send once the answer before it is out
@@ -568,7 +567,7 @@ class HttpChannel(Protocol, TimeoutMixin):
             # A body the application never read would be taken for the next request.
             self._close()
         elif self._queued:
-            self._serve(self._queued.popleft())
+            self._serve(self._queued.pop(0))
         else:
             self.setTimeout(self.timeOut)
             if self._held:
