@@ -113,10 +113,12 @@ class Exchange:
     ``application_close_timeout``.
     """
 
-    def __init__(self, channel: HttpChannel, scope: dict, limit: int, keep_alive: bool, expects_continue: bool):
+    def __init__(
+        self, channel: HttpChannel, scope: dict, target: str, limit: int, keep_alive: bool, expects_continue: bool
+    ):
         self.channel = channel
         self.scope = scope
-        self.target = channel.target_text
+        self.target = target  # as sent, for the access log
         self.limit = limit
         self.keep_alive = keep_alive
         self.head_only = scope["method"] == "HEAD"
@@ -275,12 +277,15 @@ class Exchange:
             self.channel.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     def _fail(self) -> None:
-        """The application failed or ended early: a 500 if nothing was sent, else cut the answer off."""
-        if self.complete or self.disconnected:
-            return
+        """The application failed or ended early."""
+        if not self.complete and not self.disconnected:
+            self._end_early(500, "INTERNAL", "Internal error encountered.")
+
+    def _end_early(self, code: int, status: str, message: str) -> None:
+        """An error in Google's shape if nothing was sent yet, else the answer cut off; the connection closes."""
         if not self.started:
-            self.status = 500
-            self.channel.transport.write(google_error(500, "INTERNAL", "Internal error encountered.", close=True))
+            self.status = code
+            self.channel.transport.write(google_error(code, status, message, close=True))
         self.keep_alive = False
         self.complete = True
         self._wake()
@@ -294,16 +299,8 @@ class Exchange:
     def check_timeouts(self) -> None:
         """Daphne's ``--http-timeout``: an answer not complete within it is ended."""
         timeout = self.channel.server.http_timeout
-        if not timeout or self.complete or self.disconnected or self.duration() <= timeout:
-            return
-        if not self.started:
-            answer = google_error(503, "UNAVAILABLE", "The application did not answer in time.", close=True)
-            self.channel.transport.write(answer)
-            self.status = 503
-        self.keep_alive = False
-        self.complete = True
-        self._wake()
-        self.channel.answered(self)
+        if timeout and not self.complete and not self.disconnected and self.duration() > timeout:
+            self._end_early(503, "UNAVAILABLE", "The application did not answer in time.")
 
     def handle_exception(self, exception: BaseException) -> None:
         self._fail()
@@ -332,7 +329,8 @@ class HttpChannel(Protocol, TimeoutMixin):
         self._reading_paused = False
         self.write_paused = False
         self._writable: asyncio.Future | None = None
-        self.target_text = ""
+        self._url = b""  # the request-target being read
+        self._websocket_head: tuple | None = None  # a WebSocket upgrade's request, to hand over as it came
 
     # Twisted's side.
 
@@ -361,7 +359,7 @@ class HttpChannel(Protocol, TimeoutMixin):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            if hasattr(self, "_websocket_head"):
+            if self._websocket_head is not None:
                 self._upgrade()
             else:
                 self._upgrade_not_taken()
@@ -422,6 +420,7 @@ class HttpChannel(Protocol, TimeoutMixin):
         self._chunked = False
         self._upgrade_to = b""
         self._expects_continue = False
+        self._websocket_head = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -461,7 +460,6 @@ class HttpChannel(Protocol, TimeoutMixin):
             target = parse_request_target(self._url)
         except InvalidRequestTarget as error:
             raise _Refused(str(error)) from None
-        self.target_text = self._url.decode("ascii")
         headers = self._headers
         if target.authority is not None:
             headers = [(name, value) for name, value in headers if name != b"host"]
@@ -501,7 +499,8 @@ class HttpChannel(Protocol, TimeoutMixin):
         }
         # Any other upgrade (h2c...) is served as plain HTTP, as Twisted did; the parser reads no further.
         keep_alive = version == "1.1" and parser.should_keep_alive() and not parser.should_upgrade()
-        exchange = Exchange(self, scope, limit, keep_alive, self._expects_continue and version == "1.1")
+        expects_continue = self._expects_continue and version == "1.1"
+        exchange = Exchange(self, scope, self._url.decode("ascii"), limit, keep_alive, expects_continue)
         self._reading = exchange
         if self._answering is None:
             self._serve(exchange)
@@ -582,7 +581,7 @@ class HttpChannel(Protocol, TimeoutMixin):
             "http",
             "complete",
             {
-                "path": self._url.decode("ascii", "backslashreplace") if hasattr(self, "_url") else "",
+                "path": self._url.decode("ascii", "backslashreplace"),
                 "status": 400,
                 "method": self._method_text(),
                 "client": "{}:{}".format(*self._client) if self._client else None,
@@ -609,7 +608,7 @@ class HttpChannel(Protocol, TimeoutMixin):
 
     def _upgrade(self) -> None:
         """Hand the connection to Daphne's WebSocket protocol, the request as it came."""
-        if self._answering is not None or not hasattr(self, "_websocket_head"):
+        if self._answering is not None or self._websocket_head is None:
             self._refuse("A WebSocket upgrade must be the only request in flight.")
             return
         method, target, query, headers = self._websocket_head

@@ -75,6 +75,11 @@ async def raises(scope, receive, send) -> None:
     raise RuntimeError("a bug in the application")
 
 
+async def sleeps(scope, receive, send) -> None:
+    await read_body(receive)
+    await asyncio.sleep(30)
+
+
 async def no_answer(scope, receive, send) -> None:
     await read_body(receive)
 
@@ -106,6 +111,7 @@ ROUTES = {
     "/firehose": firehose,
     "/raises": raises,
     "/no-answer": no_answer,
+    "/sleeps": sleeps,
     "/half-answer": half_answer,
     "/bad-header": bad_header,
 }

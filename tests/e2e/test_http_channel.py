@@ -11,7 +11,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,11 +39,10 @@ class Server:
         return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
 
 
-@pytest.fixture(scope="module")
-def server(deployment: Deployment) -> Iterator[Server]:
+def start_server(deployment: Deployment, name: str, *options: str) -> Server:
     port = free_port()
-    args = [PYTHON, "-c", SERVE_APPS, "-b", "127.0.0.1", "-p", str(port), "--access-log", "-"]
-    process = Process("apps", args, deployment.env, deployment.tmp)
+    args = [PYTHON, "-c", SERVE_APPS, "-b", "127.0.0.1", "-p", str(port), "--access-log", "-", *options]
+    process = Process(name, args, deployment.env, deployment.tmp)
     deployment.processes.append(process)
     served = Server(process, port)
 
@@ -56,7 +54,12 @@ def server(deployment: Deployment) -> Iterator[Server]:
             return False
 
     wait_until(listening, what="the test applications' server")
-    yield served
+    return served
+
+
+@pytest.fixture(scope="module")
+def server(deployment: Deployment) -> Server:
+    return start_server(deployment, "apps")
 
 
 class _Unclosable:
@@ -315,3 +318,14 @@ def test_every_answer_is_in_the_access_log_and_no_traceback_is_left_unexplained(
     line = next(line for line in server.process.log().splitlines() if "/echo/logged" in line)
     assert '"POST /echo/logged?key=' in line and " 200 " in line
     assert "secret-value" not in line
+
+
+def test_an_answer_not_made_within_the_http_timeout_is_a_503_in_googles_shape(deployment: Deployment) -> None:
+    timed = start_server(deployment, "apps-timed", "--http-timeout", "1")
+
+    answer = exchange(timed.port, request("/sleeps", b"{}"))
+
+    assert answer.status == 503
+    assert answer.json()["error"]["status"] == "UNAVAILABLE"
+    assert answer.seconds < 10  # Daphne checks every 2 s; the application would have slept 30
+    assert answer.closed
