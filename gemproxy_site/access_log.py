@@ -61,7 +61,7 @@ def escape(text: str) -> str:
 
 def _redacted_path(target: str) -> str:
     # Compared decoded, as Django routes it: /me/%77elcome/... opens the same page.
-    decoded = unquote(target, errors="replace")
+    decoded = unquote(target, errors="replace") if "%" in target else target
     for part in _SECRET_PATH_PARTS:
         start = decoded.find(part)
         if start != -1:
@@ -89,12 +89,26 @@ class RedactingAccessLog(AccessLogGenerator):
     def __init__(self, stream) -> None:
         super().__init__(stream)
         self.json = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+        self._second: tuple[int, ...] = ()
+        self._stamp = ""
 
     def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None) -> None:
         if self.json:
             self.stream.write(json_entry(str(host), loggable(request), status, length) + "\n")
             return
-        super().write_entry(escape(str(host)), date, loggable(request), status, length, ident, user)
+        # Daphne's line, word for word, with its time formatted once a second:
+        # strftime was a third of the line's cost, paid on every relayed call.
+        stamp = self._stamp_of(date)
+        self.stream.write(
+            f'{escape(str(host))} {ident or "-"} {user or "-"} [{stamp}] "{loggable(request)}" '
+            f"{status or '-'} {length or '-'}\n"
+        )
+
+    def _stamp_of(self, date: datetime) -> str:
+        second = (date.second, date.minute, date.hour, date.day, date.month, date.year)
+        if second != self._second:
+            self._second, self._stamp = second, date.strftime("%d/%b/%Y:%H:%M:%S")
+        return self._stamp
 
 
 def json_entry(host: str, request: str, status: int | None, length: int | None) -> str:

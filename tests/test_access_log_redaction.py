@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+import io
 import logging
 import string
 
 import pytest
+from daphne.access import AccessLogGenerator
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gemproxy_site.access_log import escape, is_secret_parameter, loggable
+from gemproxy_site.access_log import RedactingAccessLog, escape, is_secret_parameter, loggable
 
 SECRET_NAMES = ["key", "token", "api_key", "apiKey", "access_token", "x-goog-api-key", "upload_id", "password"]
 PLAIN_NAMES = ["alt", "pageSize", "pageToken", "model", "keyword", "tokens", "x"]
@@ -126,3 +129,27 @@ def test_djangos_log_of_a_failed_request_does_not_carry_a_sign_in_token() -> Non
         request_log.removeHandler(capture)
 
     assert [record.getMessage() for record in records] == ["Internal Server Error: /me/welcome/REDACTED"]
+
+
+def test_a_line_reads_as_daphne_writes_it_with_the_time_of_its_own_second() -> None:
+    ours, daphne = io.StringIO(), io.StringIO()
+    first = datetime.datetime(2026, 12, 2, 21, 5, 9, 100)
+    for date in (first, first.replace(microsecond=999_999), first.replace(second=10), first.replace(day=3)):
+        RedactingAccessLog(ours).write_entry("127.0.0.1:5", date, "GET /healthz", 200, 12)
+        AccessLogGenerator(daphne).write_entry("127.0.0.1:5", date, "GET /healthz", 200, 12)
+    shared = RedactingAccessLog(io.StringIO())
+    lines = []
+    for date in (first, first.replace(microsecond=999_999), first.replace(second=10), first.replace(day=3)):
+        shared.stream = io.StringIO()
+        shared.write_entry("127.0.0.1:5", date, "POST /v1beta/models/m:generateContent?key=gpk_x")
+        lines.append(shared.stream.getvalue())
+    assert ours.getvalue() == daphne.getvalue()
+    assert [line.split("[")[1].split("]")[0] for line in lines] == [
+        "02/Dec/2026:21:05:09",
+        "02/Dec/2026:21:05:09",
+        "02/Dec/2026:21:05:10",
+        "03/Dec/2026:21:05:09",
+    ]
+    assert (
+        lines[0] == '127.0.0.1:5 - - [02/Dec/2026:21:05:09] "POST /v1beta/models/m:generateContent?key=REDACTED" - -\n'
+    )
