@@ -16,7 +16,9 @@ The same as ``daphne gemproxy_site.asgi:application`` except that:
 - the event loop under Twisted's asyncio reactor is uvloop's
   (``gemproxy_site.event_loop``), and the reactor sends what a connection
   writes in the same turn of the loop (``gemproxy_site.reactor``);
-- autobahn's debug lines, never printed, are not coloured either.
+- autobahn's debug lines, never printed, are not coloured either, and an
+  executor's small frames are unmasked without a native masker each
+  (``gemproxy_site.websocket_masking``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None, application: str = "gemproxy_site.asgi:a
     from daphne import cli
     from daphne import server as daphne_server
 
+    from gemproxy_site import websocket_masking
     from gemproxy_site.access_log import RedactingAccessLog
     from gemproxy_site.http_channel import HttpFactory
 
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None, application: str = "gemproxy_site.asgi:a
     # is importable (a test dependency): 2 to 3% of the gateway's CPU. Plain text
     # is what a production install, without click, gets anyway.
     autobahn_util._HAS_CLICK = False
+    websocket_masking.install()
     args = list(sys.argv[1:] if argv is None else argv)
     cli.CommandLineInterface().run([*args, application])
 
