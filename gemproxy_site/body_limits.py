@@ -7,8 +7,8 @@ layer (``gemproxy_site.http_channel``) asks ``body_limit`` as soon as the
 headers are in, refuses a declared ``Content-Length`` over it at once, and stops
 reading a chunked body as soon as it passes it.
 
-The table: the longest matching prefix of the decoded path (what Django
-routes on, less Daphne's ``--root-path``) decides; a path under no prefix gets
+The table: the prefix of the decoded path (what Django routes on, less
+Daphne's ``--root-path``) decides; a path under no prefix gets
 the site's limit.
 
 - ``/v1/``, ``/v1beta/``, ``/v1alpha/``: the Gemini JSON API,
@@ -26,33 +26,24 @@ the site's limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.conf import settings
 
-
-@dataclass(frozen=True)
-class RouteBodyLimit:
-    prefix: str
-    max_bytes: int
-
-
-def route_body_limits() -> tuple[RouteBodyLimit, ...]:
-    """The table; read from settings on each call, which costs less than a microsecond."""
-    return (
-        RouteBodyLimit("/v1/", settings.GEMPROXY_MAX_BODY_BYTES),
-        RouteBodyLimit("/v1beta/", settings.GEMPROXY_MAX_BODY_BYTES),
-        RouteBodyLimit("/v1alpha/", settings.GEMPROXY_MAX_BODY_BYTES),
-        RouteBodyLimit("/upload/", settings.GEMPROXY_MAX_UPLOAD_BODY_BYTES),
-    )
+# Each prefix with the setting that limits it, read on each call (tests
+# override settings). No prefix is another's prefix, so at most one matches.
+_ROUTE_LIMITS = (
+    ("/v1/", "GEMPROXY_MAX_BODY_BYTES"),
+    ("/v1beta/", "GEMPROXY_MAX_BODY_BYTES"),
+    ("/v1alpha/", "GEMPROXY_MAX_BODY_BYTES"),
+    ("/upload/", "GEMPROXY_MAX_UPLOAD_BODY_BYTES"),
+)
 
 
 def body_limit(path: str) -> int:
     """The most body bytes a request for ``path`` (decoded, without the root path) may send."""
-    matches = [route for route in route_body_limits() if path.startswith(route.prefix)]
-    if not matches:
-        return settings.GEMPROXY_MAX_SITE_BODY_BYTES
-    return max(matches, key=lambda route: len(route.prefix)).max_bytes
+    for prefix, setting in _ROUTE_LIMITS:
+        if path.startswith(prefix):
+            return getattr(settings, setting)
+    return settings.GEMPROXY_MAX_SITE_BODY_BYTES
 
 
 def payload_too_large_message(max_bytes: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gemproxy_site.body_limits import body_limit, payload_too_large_message
+from gemproxy_site.body_limits import _ROUTE_LIMITS, body_limit, payload_too_large_message
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +35,8 @@ def test_everything_else_gets_the_site_limit(path: str) -> None:
 
 def test_the_error_names_the_limit_in_googles_words() -> None:
     assert payload_too_large_message(20_000) == "Request payload size exceeds the limit: 20000 bytes."
+
+
+def test_no_route_prefix_is_inside_another_so_the_first_match_decides() -> None:
+    prefixes = [prefix for prefix, _setting in _ROUTE_LIMITS]
+    assert not [(a, b) for a in prefixes for b in prefixes if a != b and b.startswith(a)]
