@@ -222,6 +222,8 @@ def decode_body(data: str) -> bytes:
 
 def split_body(body: bytes, size: int = BODY_CHUNK_BYTES) -> list[bytes]:
     """The body cut into frame-sized pieces; empty for an empty body."""
+    if len(body) <= size:  # most bodies: one piece, not copied
+        return [body] if body else []
     return [body[i : i + size] for i in range(0, len(body), size)]
 
 

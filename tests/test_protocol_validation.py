@@ -135,3 +135,11 @@ def test_an_error_message_made_by_error_message_is_always_accepted() -> None:
 
     assert frame is not None and frame["message"].startswith("upstream said: \ufffd\ufffdé")
     assert len(message) == protocol.MAX_MESSAGE_LENGTH
+
+
+@pytest.mark.parametrize("length", [0, 1, 10, 11, 20, 21, 35])
+def test_a_body_is_cut_into_pieces_of_the_frame_size_that_join_to_it(length: int) -> None:
+    body = bytes(range(length))
+    pieces = protocol.split_body(body, size=10)
+    assert b"".join(pieces) == body
+    assert [len(piece) for piece in pieces] == [10] * (length // 10) + ([length % 10] if length % 10 else [])
