@@ -422,24 +422,35 @@ class Connection:
                 status=response.status,
                 headers=relayed_response_headers(response.headers),
             )
-            task.answered()
+            # The head leaves with the body's first piece, and the task counts as
+            # answered only then: until that frame goes, the ack timer still runs.
             length = response.content_length
             if length is not None and length <= protocol.BODY_CHUNK_BYTES:
                 # A small answer is known whole at once: one frame instead of
                 # three, which is most of the relay's cost for unary calls.
                 body = await response.read()
+                task.answered()
                 if len(body) <= protocol.BODY_CHUNK_BYTES:
                     await self.send({**head, "data": body, "end": True})
                     return response.status
-                await self.send(head)
-                seq = await self._send_pieces(task.id, body, 0)
+                seq = await self._send_start(head, body)
             else:
-                await self.send(head)
-                seq = 0
-                async for data in response.content.iter_any():
+                # A stream's head waits for its first piece: one frame fewer
+                # before the client's first byte (the gateway waits for that piece anyway).
+                pieces = response.content.iter_any()
+                first = await anext(pieces, b"")
+                task.answered()
+                seq = await self._send_start(head, first)
+                async for data in pieces:
                     seq = await self._send_pieces(task.id, data, seq)
             await self.send(protocol.ResponseEnd(type="response_end", id=task.id, chunks=seq))
             return response.status
+
+    async def _send_start(self, head: protocol.ResponseStart, data: bytes) -> int:
+        """The head with the first frame-sized piece of ``data``, then the rest; returns the next seq."""
+        first, rest = data[: protocol.BODY_CHUNK_BYTES], data[protocol.BODY_CHUNK_BYTES :]
+        await self.send({**head, "data": first} if first else head)
+        return await self._send_pieces(head["id"], rest, 0) if rest else 0
 
     async def _send_pieces(self, task_id: str, data: bytes, seq: int) -> int:
         """Relays data read from upstream at once, in frame-sized pieces; returns the next seq."""

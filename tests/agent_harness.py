@@ -193,8 +193,9 @@ async def collect(link: ExecutorLink, task_id: str, relayed: Relayed | None = No
         frame = await link.next_for(task_id)
         if frame["type"] == "response_start":
             relayed.status, relayed.headers = frame["status"], frame["headers"]
-            if frame.get("end"):  # a small answer, whole in its first frame
+            if "data" in frame:  # the first piece; with "end", a small answer whole in its first frame
                 relayed.body += data_of(frame)
+            if frame.get("end"):
                 relayed.end = frame
         elif frame["type"] == "response_body":
             relayed.body_frames.append(frame)

@@ -14,6 +14,7 @@ import sys
 import uuid
 
 import pytest
+from aiohttp import web
 
 from executors import protocol
 from executors.agent import SOFTWARE, backoff_delay, executor_url, log_level
@@ -65,12 +66,13 @@ async def test_a_stream_is_relayed_piece_by_piece_exactly_as_upstream_sent_it(li
     relayed = Relayed()
     start = await link.next_for(task_id)
     assert start["type"] == "response_start", "answered at once, so no separate ack"
-    relayed.status, relayed.headers = start["status"], start["headers"]
-    first_piece = await link.next_for(task_id)
-    assert first_piece["type"] == "response_body"
+    assert "end" not in start
     assert fake.stream_held.is_set(), "the first piece was relayed while upstream was still holding"
-    relayed.body_frames.append(first_piece)
-    relayed.body += data_of(first_piece)
+    relayed.status, relayed.headers = start["status"], start["headers"]
+    # The head carries the first piece: one frame, not two, before the client's first byte.
+    first_piece = data_of(start)
+    assert first_piece.startswith(b"data: ") and first_piece.count(b"data: ") == 1
+    relayed.body += first_piece
     fake.release()
     await collect(link, task_id, relayed)
 
@@ -78,8 +80,46 @@ async def test_a_stream_is_relayed_piece_by_piece_exactly_as_upstream_sent_it(li
     assert relayed.headers["content-type"].startswith("text/event-stream")
     assert bytes(relayed.body) == bytes(fake.requests[-1].response_body)
     assert relayed.body.count(b"data: ") == 4
+    assert relayed.body_frames, "the pieces after the first follow as response_body"
     assert [f["seq"] for f in relayed.body_frames] == list(range(len(relayed.body_frames)))
     assert relayed.end == {"type": "response_end", "id": task_id, "chunks": len(relayed.body_frames)}
+
+
+async def test_a_stream_whose_first_piece_is_slow_is_acknowledged_while_it_waits(start_agent, gateway):
+    """The head waits for the first piece; the gateway still hears of the task within the protocol's second."""
+    sent_head = asyncio.Event()
+    release = asyncio.Event()
+
+    async def headers_then_silence(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.drain()
+        sent_head.set()
+        await release.wait()
+        await response.write(b'data: {"candidates": []}\r\n\r\n')
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1beta/models/{model}", headers_then_silence)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        await start_agent(upstream=f"http://127.0.0.1:{port}")
+        link = await gateway.next_link()
+        task_id = await send_task(link, generate_body("slow"), path=STREAM_PATH, query="alt=sse")
+
+        await asyncio.wait_for(sent_head.wait(), 5)
+        assert await link.next_for(task_id, within=1.0) == {"type": "ack", "id": task_id}
+        release.set()
+        relayed = await collect(link, task_id)
+        assert relayed.status == 200
+        assert bytes(relayed.body) == b'data: {"candidates": []}\r\n\r\n'
+    finally:
+        release.set()
+        await runner.cleanup()
 
 
 async def test_large_request_body_arrives_intact_and_every_frame_stays_under_1_mib(link, fake):
@@ -110,7 +150,7 @@ async def test_cancel_closes_the_upstream_stream_within_a_second_and_frees_the_s
     await start_agent(concurrency=1)
     link = await gateway.next_link()
     task_id = await send_task(link, generate_body("cancel me #hold"), path=STREAM_PATH, query="alt=sse")
-    while (await link.next_for(task_id))["type"] != "response_body":
+    while "data" not in await link.next_for(task_id):  # the stream's first piece
         pass
 
     await link.send({"type": "cancel", "id": task_id})

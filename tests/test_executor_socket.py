@@ -132,3 +132,24 @@ async def test_an_answer_whole_in_its_first_frame_ends_the_attempt(connected: We
     assert (await layer.receive(reply))["frame"] == {**whole, "data": b"{}"}, "its data decoded once, here"
     await asyncio.sleep(0.05)
     assert layer.channels.get(reply) is None or layer.channels[reply].empty(), "the late ack was not forwarded"
+
+
+async def test_a_head_carrying_the_first_piece_keeps_the_attempt_open_for_the_rest(
+    connected: WebsocketCommunicator,
+) -> None:
+    """How a stream's head now travels: with its first piece, then response_body from seq 0."""
+    layer = get_channel_layer()
+    reply = await send_task("streamed")
+    await connected.receive_from()
+    head = {"type": "response_start", "id": "streamed", "status": 200, "headers": {}, "data": "ZGF0YTogMQ=="}
+
+    await connected.send_to(text_data=json.dumps(head))
+    await connected.send_to(text_data=json.dumps({"type": "response_body", "id": "streamed", "seq": 0, "data": "Mg=="}))
+    await connected.send_to(text_data=json.dumps({"type": "response_end", "id": "streamed", "chunks": 1}))
+
+    frames = [(await layer.receive(reply))["frame"] for _ in range(3)]
+    assert frames == [
+        {**head, "data": b"data: 1"},
+        {"type": "response_body", "id": "streamed", "seq": 0, "data": b"2"},
+        {"type": "response_end", "id": "streamed", "chunks": 1},
+    ]
