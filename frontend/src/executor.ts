@@ -16,6 +16,7 @@ import {
   errorMessage,
   type OutgoingFrame,
   type RequestBody,
+  type ResponseStart,
   type TaskFrame,
   type TaskRequest,
 } from "./protocol";
@@ -217,14 +218,15 @@ export class Executor {
     if (!this.owns(task)) return;
 
     task.status = response.status;
-    const started = this.send(task, {
+    const head: ResponseStart = {
       type: "response_start",
       id: request.id,
       status: response.status,
       headers: relayedResponseHeaders(response.headers),
-    });
-    if (!started) return;
-
+    };
+    // The head waits for the body's first piece and leaves with it: one frame
+    // fewer before the client's first byte (the task was acknowledged already).
+    let headSent = false;
     let seq = 0;
     const reader = response.body?.getReader();
     if (reader) {
@@ -243,8 +245,12 @@ export class Executor {
         if (chunk.done) break;
         // Each piece goes out as soon as it is read: streams must reach the client as they happen.
         for (const piece of splitBytes(chunk.value, BODY_CHUNK_BYTES)) {
-          if (!this.send(task, { type: "response_body", id: request.id, seq, data: encodeBase64(piece) })) return;
-          seq += 1;
+          const data = encodeBase64(piece);
+          const frame: OutgoingFrame = headSent
+            ? { type: "response_body", id: request.id, seq: seq++, data }
+            : { ...head, data };
+          if (!this.send(task, frame)) return;
+          headSent = true;
           task.bytes += piece.length;
         }
         await this.drained();
@@ -254,6 +260,7 @@ export class Executor {
         }
       }
     }
+    if (!headSent && !this.send(task, head)) return;
     if (!this.send(task, { type: "response_end", id: request.id, chunks: seq })) return;
     this.finish(task, "served", "");
   }

@@ -70,6 +70,8 @@ export interface ResponseStart {
   id: string;
   status: number;
   headers: Record<string, string>;
+  // The body's first piece (base64); the pieces after it are response_body from seq 0.
+  data?: string;
 }
 
 export interface ResponseBody {

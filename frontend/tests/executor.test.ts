@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 
 import { decodeBase64, encodeBase64, joinBytes, splitBytes } from "../src/base64";
 import { Executor, type TaskFinished, type TaskStarted } from "../src/executor";
-import { BODY_CHUNK_BYTES, type OutgoingFrame, type TaskFrame } from "../src/protocol";
+import { BODY_CHUNK_BYTES, type OutgoingFrame, type ResponseStart, type TaskFrame } from "../src/protocol";
 import { ControlledBody, fakeFetch, randomBytes, settle } from "./fakes";
 
 const UPSTREAM = "https://upstream.test";
@@ -57,11 +57,13 @@ function sendBody(x: ReturnType<typeof executor>, id: string, body: Uint8Array, 
   pieces.forEach((piece, seq) => x.handle({ type: "request_body", id, seq, data: encodeBase64(piece) }));
 }
 
-/** The response body the gateway would reassemble from the frames sent so far. */
+/** The response body the gateway would reassemble from the frames sent so far: the head's piece, then the rest. */
 function relayedBody(frames: OutgoingFrame[]): Uint8Array {
+  const head = frames.find((frame) => frame.type === "response_start");
   const pieces = frames.filter((frame) => frame.type === "response_body");
   pieces.forEach((frame, index) => expect(frame.seq).toBe(index));
-  return joinBytes(pieces.map((frame) => decodeBase64(frame.data)));
+  const data = [head?.data ?? "", ...pieces.map((frame) => frame.data)];
+  return joinBytes(data.map((piece) => decodeBase64(piece)));
 }
 
 describe("a task's request", () => {
@@ -282,22 +284,28 @@ describe("a task's response", () => {
     x.handle(request("a1"));
     await settle();
     const body = x.upstream.last().respond(200, { "content-type": "text/event-stream" }, new ControlledBody())!;
+    await settle();
+    expect(x.framesFor("a1").map((frame) => frame.type)).toEqual(["ack"]); // the head waits for a piece
 
     body.push('data: {"n":1}\r\n\r\n');
     await settle();
-    expect(x.framesFor("a1").map((frame) => frame.type)).toEqual(["ack", "response_start", "response_body"]);
+    // The head waits for the first piece and carries it: one frame fewer before the client's first byte.
+    expect(x.framesFor("a1").map((frame) => frame.type)).toEqual(["ack", "response_start"]);
+    expect(decodeBase64((x.framesFor("a1")[1] as ResponseStart).data!)).toEqual(
+      new TextEncoder().encode('data: {"n":1}\r\n\r\n'),
+    );
 
     // Pieces may be cut anywhere, even inside an event; they are relayed as they come.
     body.push('data: {"n"');
     await settle();
     body.push(":2}\r\n\r\n");
     await settle();
-    expect(x.framesFor("a1").filter((frame) => frame.type === "response_body")).toHaveLength(3);
+    expect(x.framesFor("a1").filter((frame) => frame.type === "response_body")).toHaveLength(2);
 
     body.end();
     await settle();
     const frames = x.framesFor("a1");
-    expect(frames.at(-1)).toEqual({ type: "response_end", id: "a1", chunks: 3 });
+    expect(frames.at(-1)).toEqual({ type: "response_end", id: "a1", chunks: 2 });
     const expected = 'data: {"n":1}\r\n\r\ndata: {"n":2}\r\n\r\n';
     expect(new TextDecoder().decode(relayedBody(frames))).toBe(expected);
     expect(x.finished[0]).toMatchObject({ id: "a1", outcome: "served", status: 200, bytes: expected.length });
@@ -315,11 +323,11 @@ describe("a task's response", () => {
     await settle();
 
     const frames = x.framesFor("a1");
-    const pieces = frames.filter((frame) => frame.type === "response_body");
+    const pieces = frames.filter((frame) => frame.type === "response_start" || frame.type === "response_body");
     expect(pieces).toHaveLength(3);
-    for (const piece of pieces) expect(decodeBase64(piece.data).length).toBeLessThanOrEqual(BODY_CHUNK_BYTES);
+    for (const piece of pieces) expect(decodeBase64(piece.data!).length).toBeLessThanOrEqual(BODY_CHUNK_BYTES);
     expect(Buffer.from(relayedBody(frames)).equals(Buffer.from(bytes))).toBe(true);
-    expect(frames.at(-1)).toEqual({ type: "response_end", id: "a1", chunks: 3 });
+    expect(frames.at(-1)).toEqual({ type: "response_end", id: "a1", chunks: 2 });
   });
 
   it("relays an upstream error status as an ordinary response", async () => {
@@ -330,7 +338,7 @@ describe("a task's response", () => {
     x.upstream.last().respond(429, { "content-type": "application/json" }, error);
     await settle();
     const frames = x.framesFor("a1");
-    expect(frames.map((frame) => frame.type)).toEqual(["ack", "response_start", "response_body", "response_end"]);
+    expect(frames.map((frame) => frame.type)).toEqual(["ack", "response_start", "response_end"]);
     expect(new TextDecoder().decode(relayedBody(frames))).toBe(error);
     expect(x.finished[0]).toMatchObject({ outcome: "served", status: 429 });
   });
@@ -367,7 +375,7 @@ describe("a task's response", () => {
     body.fail(new TypeError("network error"));
     await settle();
     const frames = x.framesFor("a1");
-    expect(frames.map((frame) => frame.type)).toEqual(["ack", "response_start", "response_body", "error"]);
+    expect(frames.map((frame) => frame.type)).toEqual(["ack", "response_start", "error"]);
     expect(frames.at(-1)).toMatchObject({ code: "upstream_unreachable" });
   });
 });
