@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 from collections import OrderedDict
+from contextlib import aclosing
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestAborted
@@ -19,7 +20,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import request_started
 from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest
-from django.http.response import HttpResponseBase
+from django.http.response import HttpResponseBase, ResponseHeaders
 from django.urls import ResolverMatch, get_resolver, set_script_prefix, set_urlconf
 
 # Paths served without the site's middleware: the Gemini API authenticates by
@@ -113,6 +114,25 @@ class ApiHandler(SiteHandler):
         finally:
             body_file.close()
 
+    async def send_response(self, response: HttpResponseBase, send) -> None:
+        """Django's, except that a stream lets go of its head once the head is sent.
+
+        A stream stays open as long as the model writes. Django's send_response
+        holds the response's headers and their encoded copy to the stream's end:
+        with 500 streams open, about 7 KiB of each stream's 31 KiB of Python
+        objects, for a head that left at the start.
+        """
+        if not response.streaming:
+            await super().send_response(response, send)
+            return
+        await send({"type": "http.response.start", "status": response.status_code, "headers": _head_of(response)})
+        response.headers = ResponseHeaders({})
+        async with aclosing(aiter(response)) as content:
+            async for part in content:
+                for chunk, _ in self.chunk_bytes(part):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body"})
+
     async def _serve(self, request: HttpRequest, receive, send) -> None:
         serving = asyncio.current_task()
         assert serving is not None
@@ -175,6 +195,13 @@ def _replaying(first: dict, receive):
         return pending.pop() if pending else await receive()
 
     return replay
+
+
+def _head_of(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
+    """The response's headers and cookies as ASGI sends them, as Django's send_response makes them."""
+    head = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
+    head += ((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()) for cookie in response.cookies.values())
+    return head
 
 
 def _release(response: HttpResponseBase) -> None:

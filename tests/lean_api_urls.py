@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import path
 
 seen: dict = {}
@@ -31,8 +31,26 @@ async def download(request: HttpRequest) -> HttpResponse:
     return FileResponse(seen["file"])
 
 
+async def stream(request: HttpRequest) -> HttpResponse:
+    """Two pieces, the second once the test sets ``go_on``."""
+
+    async def pieces():
+        yield b"data: 1\r\n\r\n"
+        await go_on.wait()
+        yield b"data: 2\r\n\r\n"
+
+    response = StreamingHttpResponse(pieces(), content_type="text/event-stream")
+    response["X-Stream"] = "held"
+    response.set_cookie("seen", "yes")
+    seen["response"] = response
+    return response
+
+
+go_on = asyncio.Event()
+
 urlpatterns = [
     path("v1beta/slow", slow),
     path("v1beta/sync", sync_view),
     path("v1beta/download", download),
+    path("v1beta/stream", stream),
 ]

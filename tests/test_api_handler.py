@@ -40,12 +40,14 @@ class Client:
         self.incoming: asyncio.Queue = asyncio.Queue()
         self.incoming.put_nowait({"type": "http.request", "body": body, "more_body": False})
         self.sent: list[dict] = []
+        self.outgoing: asyncio.Queue = asyncio.Queue()  # what was sent, to wait for
 
     async def receive(self) -> dict:
         return await self.incoming.get()
 
     async def send(self, message: dict) -> None:
         self.sent.append(message)
+        self.outgoing.put_nowait(message)
 
     def hang_up(self) -> None:
         self.incoming.put_nowait({"type": "http.disconnect"})
@@ -69,6 +71,7 @@ def test_views(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(handlers.ApiHandler, "urlconf", "tests.lean_api_urls")
     lean_api_urls.seen.clear()
     lean_api_urls.started.clear()
+    lean_api_urls.go_on.clear()
     return lean_api_urls.seen
 
 
@@ -137,6 +140,25 @@ async def test_a_client_that_hangs_up_inside_its_body_gets_no_answer(app, test_v
     await app(scope("/v1beta/sync"), client.receive, client.send)
 
     assert client.sent == []
+
+
+async def test_a_stream_lets_go_of_its_head_once_sent_and_relays_every_piece(app, test_views) -> None:
+    """A stream stays open for minutes: the head it sent at the start is not kept for all that time."""
+    client = Client()
+    serving = asyncio.create_task(app(scope("/v1beta/stream", "GET"), client.receive, client.send))
+    start = await asyncio.wait_for(client.outgoing.get(), 5)
+    first = await asyncio.wait_for(client.outgoing.get(), 5)
+    head = dict(start["headers"])
+    assert start["status"] == 200
+    assert head[b"Content-Type"] == b"text/event-stream" and head[b"X-Stream"] == b"held"
+    assert head[b"Set-Cookie"].startswith(b"seen=yes")
+    assert first == {"type": "http.response.body", "body": b"data: 1\r\n\r\n", "more_body": True}
+    assert list(test_views["response"].items()) == [], "the open stream still holds its sent head"
+
+    lean_api_urls.go_on.set()
+    await asyncio.wait_for(serving, 5)
+    assert client.body == b"data: 1\r\n\r\ndata: 2\r\n\r\n"
+    assert client.sent[-1] == {"type": "http.response.body"}
 
 
 @pytest.fixture
