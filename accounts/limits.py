@@ -20,17 +20,14 @@ Headers on a successful answer, for each limit the key has:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import time
-import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
 
-from accounts import rejections
+from accounts import leases, rejections
 from accounts.counters import MINUTE, Counters, CountersUnavailable, Denial, Grant, get_counters
 from accounts.models import ProxyKey
 from accounts.policy import Limits
@@ -66,7 +63,6 @@ class Admission:
     grant: Grant | None = field(default=None, repr=False)
     counters: Counters | None = field(default=None, repr=False)
     _settled: bool = field(default=False, repr=False)
-    _renewal: asyncio.Task | None = field(default=None, repr=False)
 
     async def settle(self, tokens_used: int) -> None:
         """Replace the reservation by what the call really used and free its slot; safe to call twice.
@@ -76,8 +72,7 @@ class Admission:
         if self._settled:
             return
         self._settled = True
-        if self._renewal is not None:
-            self._renewal.cancel()
+        leases.keeper.release(self)
         if self.grant is None or self.counters is None or not self.grant.needs_settle:
             return
         try:
@@ -85,28 +80,6 @@ class Admission:
         except CountersUnavailable:
             # The lease expires by itself; the reservation stays counted.
             logger.warning("could not settle the quota of key %s", self.key.prefix)
-
-    def _keep_lease(self, counters: Counters, grant: Grant) -> None:
-        interval = counters.lease_seconds / 3
-        deadline = time.monotonic() + getattr(settings, "GEMPROXY_TOTAL_TIMEOUT", 900.0) + counters.lease_seconds
-        self._renewal = asyncio.get_running_loop().create_task(
-            _renew_lease(weakref.ref(self), counters, grant, interval, deadline)
-        )
-
-
-async def _renew_lease(
-    admission: weakref.ref, counters: Counters, grant: Grant, interval: float, deadline: float
-) -> None:
-    # Holds the admission weakly: if the gateway drops it without settling,
-    # renewal stops and the lease runs out on its own.
-    while time.monotonic() < deadline:
-        await asyncio.sleep(interval)
-        if admission() is None:
-            return
-        try:
-            await counters.renew(grant)
-        except CountersUnavailable:
-            logger.warning("could not renew a concurrency lease of key id %s", grant.key_id)
 
 
 async def admit(key: ProxyKey, *, model: str, client_ip: str, request_body: bytes) -> Admission:
@@ -133,7 +106,7 @@ async def admit(key: ProxyKey, *, model: str, client_ip: str, request_body: byte
 
     admission = Admission(key=key, headers=rate_headers(limits, result), grant=result, counters=counters)
     if result.lease_id:
-        admission._keep_lease(counters, result)
+        leases.keeper.keep(admission, counters, result)
     return admission
 
 

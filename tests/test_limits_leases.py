@@ -7,7 +7,8 @@ import gc
 
 import pytest
 
-from accounts.counters import get_counters
+from accounts import leases
+from accounts.counters import CountersUnavailable, get_counters
 from accounts.limits import Rejection, admit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,7 +66,7 @@ async def test_a_lease_nobody_settles_expires_by_itself(counter_backend, amake_k
     settings.GEMPROXY_LEASE_SECONDS = 0.3
     key, _ = await amake_key(concurrency=1)
     lost = await call(key)
-    lost._renewal.cancel()
+    leases.keeper.release(lost)  # the process that renewed it is gone
     with pytest.raises(Rejection):
         await call(key)
     await asyncio.sleep(0.4)
@@ -92,3 +93,51 @@ async def test_a_long_call_keeps_its_lease_alive(counter_backend, amake_key, set
         await call(key)
     await long_call.settle(0)
     await (await call(key)).settle(0)
+
+
+async def test_every_open_call_is_renewed_by_one_task_and_a_settled_one_no_more(counter_backend, amake_key, settings):
+    """A task per call cost its creation and cancel on every call, and memory for every open stream."""
+    settings.GEMPROXY_LEASE_SECONDS = 0.3
+    key, _ = await amake_key(concurrency=3)
+    calls = [await call(key) for _ in range(3)]
+    tasks_before = len(asyncio.all_tasks())
+    await asyncio.sleep(0.5)  # past the lease period: all three renewed
+    with pytest.raises(Rejection):
+        await call(key)
+    assert len(asyncio.all_tasks()) == tasks_before, "no task per call"
+    assert [task.get_name() for task in asyncio.all_tasks()].count("concurrency leases") == 1
+
+    for admission in calls:
+        await admission.settle(0)
+    assert len(leases.keeper) == 0
+    await asyncio.sleep(0.2)
+    assert "concurrency leases" not in [task.get_name() for task in asyncio.all_tasks()], "idle, it ends"
+    await (await call(key)).settle(0)
+
+
+async def test_renewals_that_fail_are_logged_once_a_tick_and_the_others_go_on(
+    counter_backend, amake_key, settings, caplog
+):
+    settings.GEMPROXY_LEASE_SECONDS = 0.3
+    key, _ = await amake_key(concurrency=2)
+    counters = get_counters()
+    renewed: list[str] = []
+    real_renew = counters.renew
+
+    async def renew(grant) -> None:
+        if grant.lease_id == failing.grant.lease_id:
+            raise CountersUnavailable("redis is down")
+        renewed.append(grant.lease_id)
+        await real_renew(grant)
+
+    failing, healthy = await call(key), await call(key)
+    counters.renew = renew
+    try:
+        await asyncio.sleep(0.25)  # two ticks of 0.1 s at least
+    finally:
+        counters.renew = real_renew
+    assert healthy.grant.lease_id in renewed
+    lines = [r.getMessage() for r in caplog.records if "could not renew" in r.getMessage()]
+    assert lines and all(line.startswith("could not renew 1 concurrency leases") for line in lines)
+    await failing.settle(0)
+    await healthy.settle(0)
