@@ -1,13 +1,15 @@
 """Instructions the gateway executes per relayed call, counted by valgrind's callgrind: run by hand.
 
-    .venv/bin/python bench/bench_instructions.py [TREE ...] [--calls 400] [--floor]
+    .venv/bin/python bench/bench_instructions.py [TREE ...] [--calls 400] [--clients 1] [--floor]
 
 CPU time on a shared 2-core VM moves by 10 to 30% between runs, more than most
 single changes save; an instruction count moves by about 2%, whatever else the
 machine does. For each TREE (a checkout of this repository; default: this one)
 it starts the stand-in upstream, a gateway under callgrind (instrumentation off
 until the measured calls), and a headless executor, warms up, then counts the
-gateway's instructions over ``--calls`` generateContent calls at one client.
+gateway's instructions over ``--calls`` generateContent calls at one client
+(``--clients N``: N at once, which shows the work a call costs only when it is
+alone, such as the event loop's turns and timers).
 The counts include every thread of the gateway (its usage writer too), not the
 kernel's work.
 
@@ -59,17 +61,17 @@ def instructions(out: Path) -> int:
     )
 
 
-async def counted(pid: int, out: Path, base: str, headers: dict, calls: int) -> float:
-    """Instructions per call of ``calls`` calls, after a warm-up."""
-    await load(base, headers, unary_call, 200, 1, {})
+async def counted(pid: int, out: Path, base: str, headers: dict, calls: int, clients: int = 1) -> float:
+    """Instructions per call of ``calls`` calls by ``clients`` clients at once, after a warm-up."""
+    await load(base, headers, unary_call, 200, clients, {})
     await asyncio.to_thread(control, pid, "-i", "on")
-    await load(base, headers, unary_call, calls, 1, {})
+    await load(base, headers, unary_call, calls, clients, {})
     await asyncio.to_thread(control, pid, "-i", "off")
     await asyncio.to_thread(control, pid, "-d")
     return await asyncio.to_thread(instructions, out) / calls
 
 
-async def relay(tree: Path, calls: int) -> float:
+async def relay(tree: Path, calls: int, clients: int = 1) -> float:
     harness.ROOT = tree
     tmp = Path(tempfile.mkdtemp(prefix="gemproxy-instructions-"))
     deployment = Deployment(tmp, {"GEMPROXY_DISPATCH_WAIT": "30", "LOG_LEVEL": "WARNING"})
@@ -89,7 +91,7 @@ async def relay(tree: Path, calls: int) -> float:
         # Under callgrind the gateway answers slowly.
         gateway.wait_for_executors(1, timeout=300, answer_within=60)
         headers = {"x-goog-api-key": key}
-        return await counted(process.popen.pid, tmp / "callgrind.out", gateway.url, headers, calls)
+        return await counted(process.popen.pid, tmp / "callgrind.out", gateway.url, headers, calls, clients)
     finally:
         deployment.stop()
 
@@ -118,13 +120,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="*", type=Path)
     parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=1, help="calls in flight at once (the relay only)")
     parser.add_argument("--floor", action="store_true")
     args = parser.parse_args()
     for tree in args.trees or [ROOT]:
         if args.floor:
             print(f"{tree}: a fixed answer, {floor(args.calls, tree.resolve()) / 1000:.0f} k instructions per request")
         else:
-            print(f"{tree}: {asyncio.run(relay(tree.resolve(), args.calls)) / 1000:.0f} k instructions per call")
+            per_call = asyncio.run(relay(tree.resolve(), args.calls, args.clients))
+            print(f"{tree}: {per_call / 1000:.0f} k instructions per call, {args.clients} client(s)")
 
 
 if __name__ == "__main__":
