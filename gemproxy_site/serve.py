@@ -18,15 +18,33 @@ The same as ``daphne gemproxy_site.asgi:application`` except that:
   writes in the same turn of the loop (``gemproxy_site.reactor``);
 - autobahn's debug lines, never printed, are not coloured either, and an
   executor's small frames are unmasked without a native masker each
-  (``gemproxy_site.websocket_masking``).
+  (``gemproxy_site.websocket_masking``);
+- what start-up made (Django, every module, about 130,000 objects) is frozen
+  out of the garbage collector's sight once the server runs (``freeze_start_up_heap``).
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import sys
 
 from gemproxy_site.event_loop import use_uvloop
+
+logger = logging.getLogger("gemproxy_site.serve")  # not __main__, which it is when run with -m
+
+
+def freeze_start_up_heap() -> None:
+    """Leave the objects start-up made out of every later collection.
+
+    They live as long as the process, yet each full collection walked them
+    all: measured at 1 client, one such collection every 2,000 calls or so took
+    43 ms (a pause every call in flight waits out) and 2% of the gateway's CPU.
+    """
+    gc.collect()
+    gc.freeze()
+    logger.info("froze %d start-up objects out of the garbage collector's sight", gc.get_freeze_count())
 
 
 def main(argv: list[str] | None = None, application: str = "gemproxy_site.asgi:application") -> None:
@@ -60,6 +78,10 @@ def main(argv: list[str] | None = None, application: str = "gemproxy_site.asgi:a
     # is what a production install, without click, gets anyway.
     autobahn_util._HAS_CLICK = False
     websocket_masking.install()
+    from twisted.internet import reactor as running
+
+    # Once Daphne has loaded the application (Django's set-up, every module) and serves.
+    running.callWhenRunning(freeze_start_up_heap)
     args = list(sys.argv[1:] if argv is None else argv)
     cli.CommandLineInterface().run([*args, application])
 
