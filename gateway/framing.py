@@ -17,6 +17,7 @@ from gateway.errors import ApiError
 _USAGE_KEY = b'"usageMetadata"'
 _USAGE_TAIL_LIMIT = 64 * 1024
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_DECODER = json.JSONDecoder()
 
 
 class UsageTracker:
@@ -39,20 +40,12 @@ class UsageTracker:
         start = self._tail.find(b"{")
         if start < 0:
             return {}
-        depth = 0
-        for end in range(start, len(self._tail)):
-            byte = self._tail[end]
-            if byte == 0x7B:  # {
-                depth += 1
-            elif byte == 0x7D:  # }
-                depth -= 1
-                if depth == 0:
-                    try:
-                        value = json.loads(self._tail[start : end + 1])
-                    except ValueError:
-                        return {}
-                    return value if isinstance(value, dict) else {}
-        return {}
+        try:
+            # The object from its brace to its end, read by the C parser, strings and all.
+            value, _ = _DECODER.raw_decode(self._tail.decode("utf-8", "replace"), start)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
 
 class Framing(Protocol):

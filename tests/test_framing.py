@@ -63,6 +63,16 @@ def test_usage_tracker_reads_the_last_usage_metadata_even_when_split_across_chun
     assert tracker.usage()["promptTokensDetails"][0]["tokenCount"] == 3
 
 
+def test_usage_tracker_reads_usage_whose_strings_hold_braces_and_ignores_a_cut_off_one() -> None:
+    tracker = UsageTracker()
+    tracker.feed(b'{"usageMetadata": {"trafficType": "ON_DEMAND }{", "totalTokenCount": 12}, "modelVersion": "x"}')
+    assert tracker.usage() == {"trafficType": "ON_DEMAND }{", "totalTokenCount": 12}
+
+    cut = UsageTracker()
+    cut.feed(b'{"usageMetadata": {"promptTokenCount": 3, "candidatesTok')
+    assert cut.usage() == {}
+
+
 def test_usage_tracker_without_usage_is_empty() -> None:
     tracker = UsageTracker()
     tracker.feed(b'{"embedding": {"values": [1, 2]}}')
