@@ -23,6 +23,8 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase, ResponseHeaders
 from django.urls import ResolverMatch, get_resolver, set_script_prefix, set_urlconf
 
+from gemproxy_site.asgi_extensions import ON_DISCONNECT
+
 # Paths served without the site's middleware: the Gemini API authenticates by
 # key and needs no session, CSRF token, messages or clickjacking headers.
 # A path is the API's when its first segment is one of these, however many
@@ -71,9 +73,11 @@ class ApiHandler(SiteHandler):
     - a body that comes in one piece (most calls) is read into memory, not
       into a SpooledTemporaryFile made for every request;
     - a path's resolution is remembered (``resolve_path``);
-    - one task watches for the client's disconnect and cancels the request's
-      own task, rather than two new tasks and an ``asyncio.wait`` a call.
-      The view sees the ``CancelledError`` where Django would raise it.
+    - the client's disconnect cancels the request's own task, rather than two
+      new tasks and an ``asyncio.wait`` a call: told by our server
+      (``asgi_extensions.ON_DISCONNECT``), or under another server by one task
+      waiting on ``receive``. The view sees the ``CancelledError`` where Django
+      would raise it.
     """
 
     urlconf = "gemproxy_site.api_urls"
@@ -138,14 +142,22 @@ class ApiHandler(SiteHandler):
         assert serving is not None
         disconnected = False
 
-        async def cancel_on_disconnect() -> None:
+        def client_left() -> None:
             nonlocal disconnected
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected = True
-                serving.cancel()
+            disconnected = True
+            serving.cancel()
 
-        watch = asyncio.create_task(cancel_on_disconnect())
+        async def cancel_on_disconnect() -> None:
+            if (await receive())["type"] == "http.disconnect":
+                client_left()
+
+        on_disconnect = request.scope.get("extensions", {}).get(ON_DISCONNECT)
+        if on_disconnect is not None:
+            # Our server says when the client leaves: no task per request waiting to hear it.
+            on_disconnect(client_left)
+            watch = None
+        else:
+            watch = asyncio.create_task(cancel_on_disconnect())
         response = None
         try:
             response = await self._middleware_chain(request)
@@ -154,7 +166,8 @@ class ApiHandler(SiteHandler):
             if not disconnected:
                 raise  # the server's, not the client's: let it through
         finally:
-            watch.cancel()
+            if watch is not None:
+                watch.cancel()
             if response is not None:
                 _release(response)
 

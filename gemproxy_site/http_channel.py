@@ -38,6 +38,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -51,6 +52,7 @@ from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin
 from twisted.web.http import RESPONSES
 from zope.interface import implementer
 
+from gemproxy_site.asgi_extensions import ON_DISCONNECT
 from gemproxy_site.body_limits import body_limit, payload_too_large_message
 from gemproxy_site.request_target import InvalidRequestTarget, parse_request_target
 
@@ -118,6 +120,7 @@ class Exchange:
     ):
         self.channel = channel
         self.scope = scope
+        scope["extensions"] = {ON_DISCONNECT: self.on_disconnect}
         self.target = target  # as sent, for the access log
         self.limit = limit
         self.keep_alive = keep_alive
@@ -138,6 +141,7 @@ class Exchange:
         self._head: bytes | None = None
         self._chunked = False
         self._released = False
+        self._on_gone: Callable[[], None] | None = None
 
     def release(self) -> None:
         """Tell Daphne's server this exchange is over, once: it reaps the entry when the application ends."""
@@ -164,12 +168,22 @@ class Exchange:
     def gone(self) -> None:
         self.disconnected = True
         self._wake()
+        told, self._on_gone = self._on_gone, None
+        if told is not None and not self.complete:
+            told()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
     # The application's side.
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """The ``ON_DISCONNECT`` extension: ``callback()`` once if the client leaves before the answer is complete."""
+        if self.disconnected and not self.complete:
+            callback()
+        else:
+            self._on_gone = callback
 
     async def run(self, application) -> None:
         try:

@@ -13,6 +13,7 @@ import pytest
 from django.core.signals import request_finished
 
 from gemproxy_site import handlers
+from gemproxy_site.asgi_extensions import ON_DISCONNECT
 from tests import lean_api_urls
 
 
@@ -93,6 +94,31 @@ async def test_a_client_that_hangs_up_cancels_the_view(app, test_views) -> None:
 
     assert test_views.get("cancelled") is True
     assert client.sent == []  # nothing is answered to a client that left
+
+
+async def test_a_server_that_says_when_its_client_leaves_spares_the_handler_a_task(app, test_views) -> None:
+    """Under our server (the ON_DISCONNECT extension) no task waits on receive; the view is cancelled all the same."""
+    client = Client()
+    told: list = []
+    served = scope("/v1beta/slow")
+    served["extensions"] = {ON_DISCONNECT: told.append}
+    receives = 0
+    real_receive = client.receive
+
+    async def counted_receive() -> dict:
+        nonlocal receives
+        receives += 1
+        return await real_receive()
+
+    serving = asyncio.create_task(app(served, counted_receive, client.send))
+    await asyncio.wait_for(lean_api_urls.started.wait(), 5)
+    assert receives == 1, "the body only: nothing waits on receive for the disconnect"
+
+    told[0]()  # the server: the client left
+    await asyncio.wait_for(serving, 5)
+
+    assert test_views.get("cancelled") is True
+    assert client.sent == []
 
 
 async def test_the_servers_own_cancel_still_cancels_the_request(app, test_views) -> None:

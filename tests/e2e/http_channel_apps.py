@@ -97,6 +97,17 @@ async def bad_header(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"never"})
 
 
+async def told_of_leaving(scope, receive, send) -> None:
+    """Asks to be told when its client leaves (gemproxy_site.asgi_extensions), and says so in the server's log."""
+    await read_body(receive)
+    name = scope["query_string"].decode()
+    scope["extensions"]["gemproxy.on_disconnect"](lambda: print(f"told: {name} left", flush=True))
+    if name.startswith("answered"):
+        await answer_json(send, {"told": name})
+    else:
+        await asyncio.sleep(30)
+
+
 async def websocket_echo(scope, receive, send) -> None:
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
@@ -114,6 +125,7 @@ ROUTES = {
     "/sleeps": sleeps,
     "/half-answer": half_answer,
     "/bad-header": bad_header,
+    "/told-of-leaving": told_of_leaving,
 }
 
 

@@ -245,6 +245,22 @@ def test_an_answer_the_application_leaves_half_done_is_cut_off(server: Server) -
             answer.read()
 
 
+def test_an_application_is_told_once_when_its_client_leaves_and_never_after_its_answer(server: Server) -> None:
+    """The ON_DISCONNECT extension, which spares the API's handler a task per request."""
+    with server.connect() as sock:
+        sock.sendall(request("/told-of-leaving?answered-first", b"{}"))
+        assert Answers(sock).next().status == 200
+    with server.connect() as sock:
+        sock.sendall(request("/told-of-leaving?waiting", b"{}"))
+        time.sleep(0.3)  # the application is waiting for its answer
+
+    wait_until(lambda: "told: waiting left" in server.process.log(), 5, "the application to be told")
+    time.sleep(0.3)
+    log = server.process.log()
+    assert log.count("told: waiting left") == 1
+    assert "told: answered-first left" not in log, "a client leaving after its answer is no news"
+
+
 def test_an_application_header_with_a_line_break_never_reaches_the_client(server: Server) -> None:
     answer = exchange(server.port, request("/bad-header"))
 
