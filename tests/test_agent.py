@@ -14,7 +14,6 @@ import sys
 import uuid
 
 import pytest
-from aiohttp import web
 
 from executors import protocol
 from executors.agent import SOFTWARE, backoff_delay, executor_url, log_level
@@ -89,24 +88,25 @@ async def test_a_stream_whose_first_piece_is_slow_is_acknowledged_while_it_waits
     """The head waits for the first piece; the gateway still hears of the task within the protocol's second."""
     sent_head = asyncio.Event()
     release = asyncio.Event()
+    event = b'data: {"candidates": []}\r\n\r\n'
 
-    async def headers_then_silence(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await response.prepare(request)
-        await response.drain()
+    async def headers_then_silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await writer.drain()
         sent_head.set()
         await release.wait()
-        await response.write(b'data: {"candidates": []}\r\n\r\n')
-        return response
+        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
+        await writer.drain()
+        writer.close()
 
-    app = web.Application()
-    app.router.add_post("/v1beta/models/{model}", headers_then_silence)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    upstream = await asyncio.start_server(headers_then_silence, "127.0.0.1", 0)
     try:
-        port = runner.addresses[0][1]
+        port = upstream.sockets[0].getsockname()[1]
         await start_agent(upstream=f"http://127.0.0.1:{port}")
         link = await gateway.next_link()
         task_id = await send_task(link, generate_body("slow"), path=STREAM_PATH, query="alt=sse")
@@ -116,10 +116,11 @@ async def test_a_stream_whose_first_piece_is_slow_is_acknowledged_while_it_waits
         release.set()
         relayed = await collect(link, task_id)
         assert relayed.status == 200
-        assert bytes(relayed.body) == b'data: {"candidates": []}\r\n\r\n'
+        assert bytes(relayed.body) == event
     finally:
         release.set()
-        await runner.cleanup()
+        upstream.close()
+        await upstream.wait_closed()
 
 
 async def test_large_request_body_arrives_intact_and_every_frame_stays_under_1_mib(link, fake):
