@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
-from accounts.counters import Counters, CountersUnavailable, Grant
+from accounts.counters import Counters, Grant
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class LeaseKeeper:
                 continue
             try:
                 await lease.counters.renew(lease.grant)
-            except (CountersUnavailable, Exception) as error:  # one lease's failure never stops the others'
+            except Exception as error:  # CountersUnavailable or worse: one lease's failure never stops the others'
                 failed, last_error = failed + 1, error
         if failed:
             # One line a tick, not one per lease, while the counters are out of reach.

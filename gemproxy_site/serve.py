@@ -19,7 +19,7 @@ The same as ``daphne gemproxy_site.asgi:application`` except that:
 - autobahn's debug lines, never printed, are not coloured either, and an
   executor's small frames are unmasked without a native masker each
   (``gemproxy_site.websocket_masking``);
-- what start-up made (Django, every module, about 130,000 objects) is frozen
+- what start-up made (Django, every module, about 100,000 objects) is frozen
   out of the garbage collector's sight once the server runs (``freeze_start_up_heap``).
 """
 
