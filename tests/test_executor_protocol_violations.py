@@ -41,6 +41,14 @@ OUT_OF_ORDER = {
     "a repeated seq": [START, BODY, BODY],
     "an end that miscounts": [START, BODY, {"type": "response_end", "id": "t1", "chunks": 5}],
     "bad base64 mid-stream": [START, BODY, {**BODY, "seq": 1, "data": "not base64"}],
+    # A head carrying the stream's first piece: the pieces after it still count from 0, and it is not counted.
+    "a head with a piece, then seq 1": [{**START, "data": "MQ=="}, {**BODY, "seq": 1}],
+    "a head with a piece, its piece counted": [
+        {**START, "data": "MQ=="},
+        {"type": "response_end", "id": "t1", "chunks": 1},
+    ],
+    "a head with a piece, then a second head": [{**START, "data": "MQ=="}, START],
+    "a head with bad base64 and no end": [{**START, "data": "!!"}],
 }
 
 
