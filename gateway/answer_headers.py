@@ -14,6 +14,7 @@ such as a proxy's error page, and the client's JSON parser reports it); with
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.http import parse_http_date_safe
@@ -122,7 +123,42 @@ def relayed_headers(executor_headers: dict[str, str]) -> dict[str, str]:
 
 def mark_api_answer(response: HttpResponseBase) -> HttpResponseBase:
     """What every answer under an API prefix carries, errors and streams included."""
-    response["X-Content-Type-Options"] = "nosniff"
-    for name, value in CORS_HEADERS.items():
-        response.setdefault(name, value)
+    store = response.headers._store  # see set_headers
+    store["x-content-type-options"] = _NOSNIFF
+    for name, entry in _CORS_ENTRIES:
+        store.setdefault(name, entry)
     return response
+
+
+# A token's characters (RFC 9110), and printable ASCII: what a header name and value may hold here.
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
+def set_headers(response: HttpResponseBase, headers: Mapping[str, str]) -> None:
+    """``response[name] = value`` for each header, checked at once rather than one by one.
+
+    A relayed answer carries about twenty headers: the rate limits, CORS, the
+    request id. Django's ``ResponseHeaders`` checks each name and value with
+    several Python calls on the way in and again on the way out; measured, a
+    fifth of a relayed call's instructions went to them (2,856 k per call,
+    2,311 k without sixteen of them). Here every name must be a token and
+    every value printable ASCII, which is what Django's checks would have let
+    through unchanged, and they are stored the way Django stores them (the
+    lower-cased name to the name and value; ``tests/test_answer_headers.py``
+    holds Django to it). Anything else (a line break, a non-ASCII value) goes
+    through Django's own setter, which refuses it or encodes it as before.
+    """
+    try:
+        checked = all(map(_TOKEN.fullmatch, headers)) and _PRINTABLE.fullmatch("".join(headers.values()))
+    except TypeError:  # a name or value that is not text
+        checked = None
+    if checked:
+        response.headers._store.update({name.lower(): (name, value) for name, value in headers.items()})
+        return
+    for name, value in headers.items():
+        response[name] = value
+
+
+_NOSNIFF = ("X-Content-Type-Options", "nosniff")
+_CORS_ENTRIES = tuple((name.lower(), (name, value)) for name, value in CORS_HEADERS.items())

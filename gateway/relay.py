@@ -21,7 +21,7 @@ from accounts.limits import Admission, Rejection, admit
 from accounts.usage import UsageEvent
 from executors.dispatcher import DispatchError, Exchange, ResponseHead, Task
 from gateway import metrics
-from gateway.answer_headers import JSON, SSE, relayed_headers
+from gateway.answer_headers import JSON, SSE, relayed_headers, set_headers
 from gateway.auth import authenticate
 from gateway.errors import ApiError, backend_unavailable, internal_error
 from gateway.framing import Framing, JsonArrayFraming, SseFraming, UsageTracker
@@ -95,7 +95,7 @@ class Relay:
 
     async def respond(self) -> HttpResponse:
         response = await self._respond()
-        response[REQUEST_ID_HEADER] = self.request_id
+        set_headers(response, {REQUEST_ID_HEADER: self.request_id})
         return response
 
     async def _respond(self) -> HttpResponse:
@@ -210,12 +210,17 @@ class Relay:
                 yield piece
 
         response = StreamingHttpResponse(content(), status=head.status)
-        # Proxies and browsers must not hold back a stream.
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
         self._with_headers(response, head)
-        # The gateway frames this stream, so its framing names the type, whatever the executor said.
-        response["Content-Type"] = SSE if self._streams_sse() else JSON
+        set_headers(
+            response,
+            {
+                # Proxies and browsers must not hold back a stream.
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+                # The gateway frames this stream, so its framing names the type, whatever the executor said.
+                "Content-Type": SSE if self._streams_sse() else JSON,
+            },
+        )
         return response
 
     # What a foreign surface (gateway.compat.relay) changes; everything else is the one relay path.
@@ -237,11 +242,10 @@ class Relay:
         return self.call.query.alt == "sse"
 
     def _with_headers(self, response: HttpResponse, head: ResponseHead) -> HttpResponse:
-        for name, value in relayed_headers(head.headers).items():
-            response[name] = value
+        headers = relayed_headers(head.headers)
         if self.admission is not None:
-            for name, value in self.admission.headers.items():
-                response[name] = value
+            headers.update(self.admission.headers)
+        set_headers(response, headers)
         return response
 
     def _count_backend_error(self, error: BaseException) -> None:

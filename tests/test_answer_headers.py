@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.http import BadHeaderError, HttpResponse
 
 from executors.dispatcher import ResponseHead
-from gateway.answer_headers import relayed_headers
+from gateway.answer_headers import mark_api_answer, relayed_headers, set_headers
+from gemproxy_site.handlers import _head_of
 from tests.api_doubles import GENERATE, asgi_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,3 +132,51 @@ async def test_every_api_answer_carries_nosniff(method: str, path: str, query: s
     if answer.status != 204:
         assert answer.headers["content-type"] == JSON
         assert set(answer.error) >= {"code", "message", "status"}
+
+
+def test_headers_set_at_once_read_back_as_django_would_store_them() -> None:
+    # set_headers and ApiHandler read Django's header store directly: this holds Django to the layout they rely on.
+    response = HttpResponse(b"{}")
+    set_headers(response, {"X-RateLimit-Limit-Requests": "60", "x-request-id": "abc-123"})
+    mark_api_answer(response)
+
+    assert response["x-ratelimit-limit-requests"] == "60"
+    assert response["X-Request-Id"] == "abc-123"
+    assert ("X-RateLimit-Limit-Requests", "60") in response.items()
+    assert response["Access-Control-Allow-Origin"] == "*"
+    head = _head_of(response)
+    assert (b"X-RateLimit-Limit-Requests", b"60") in head
+    assert (b"X-Content-Type-Options", b"nosniff") in head
+    assert len(head) == len(response.items())
+
+
+def test_an_answers_own_cors_header_is_kept_and_nosniff_always_set() -> None:
+    response = HttpResponse(b"{}")
+    response["Access-Control-Allow-Origin"] = "https://studio.example"
+    response["X-Content-Type-Options"] = "sniff-away"
+
+    mark_api_answer(response)
+
+    assert response["Access-Control-Allow-Origin"] == "https://studio.example"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_header_that_could_split_the_answer_is_refused_as_django_refuses_it() -> None:
+    response = HttpResponse(b"{}")
+    with pytest.raises(BadHeaderError):
+        set_headers(response, {"x-request-id": "abc\r\nSet-Cookie: session=stolen"})
+    with pytest.raises(BadHeaderError):
+        set_headers(response, {"x-request-id": "abc\nSet-Cookie: session=stolen"})
+    assert "x-request-id" not in response
+    assert "set-cookie" not in response
+
+
+def test_a_header_outside_printable_ascii_is_left_to_django() -> None:
+    response = HttpResponse(b"{}")
+
+    set_headers(response, {"x-latin": "café", "x-note": "done ✓", "x-count": 3})  # type: ignore[dict-item]
+
+    assert response["x-latin"] == "café"  # latin-1, which Django keeps as it is
+    assert response["x-note"] == "=?utf-8?b?ZG9uZSDinJM=?="  # Django's MIME encoding, as before
+    assert response["x-count"] == "3"
+    assert (b"x-latin", "café".encode("latin1")) in _head_of(response)
