@@ -190,28 +190,39 @@ class LocalRegistry(Registry):
         prefer: frozenset[int] = frozenset(),
         features: frozenset[str] = frozenset(),
     ) -> Choice:
+        # One pass over the executors, in a fixed order (the round robin's): this runs once per call.
         now = time.time()
-        live = [
-            info
-            for key, info in sorted(self._executors.items())
-            if self._deadlines[key] >= now
-            and (accounts is None or info.account_id in accounts)
-            and features <= set(info.features)
-        ]
+        live = usable = False
+        cooling_until: float | None = None
+        best: list[ExecutorInfo] = []  # the preferred group's, else the rest's, fewest tasks in flight
+        best_rank: tuple[bool, int] | None = None
+        for key in sorted(self._executors):
+            info = self._executors[key]
+            if self._deadlines[key] < now or (accounts is not None and info.account_id not in accounts):
+                continue
+            if features and not features.issubset(info.features):
+                continue
+            live = True
+            until = self._cooling_until(info.account_id, model, now)
+            if until is not None:  # an excluded executor's account cools down for the others all the same
+                cooling_until = until if cooling_until is None else min(cooling_until, until)
+                continue
+            if key in exclude:
+                continue
+            usable = True
+            in_flight = self._in_flight[key]
+            if in_flight >= info.max_concurrency:
+                continue
+            rank = (info.account_id not in prefer, in_flight)
+            if best_rank is None or rank < best_rank:
+                best_rank, best = rank, [info]
+            elif rank == best_rank:
+                best.append(info)
         if accounts is not None and not live:
             return Choice(None, absent=True)
-        cooling = {info.account_id: self._cooling_until(info.account_id, model, now) for info in live}
-        ends = [until for until in cooling.values() if until is not None]
-        cooling_until = min(ends) if ends else None
-        usable = [info for info in live if info.connection_id not in exclude and cooling[info.account_id] is None]
-        candidates = [info for info in usable if self._in_flight[info.connection_id] < info.max_concurrency]
-        if not candidates:
+        if not best:
             return Choice(None, cooling_until, all_cooling=not usable and cooling_until is not None)
-        preferred = [info for info in candidates if info.account_id in prefer]
-        candidates = preferred or candidates
-        fewest = min(self._in_flight[info.connection_id] for info in candidates)
-        tied = [info for info in candidates if self._in_flight[info.connection_id] == fewest]
-        chosen = tied[next(self._turn) % len(tied)]
+        chosen = best[next(self._turn) % len(best)]
         self._in_flight[chosen.connection_id] += 1
         lease = Lease(chosen.connection_id, chosen.channel_name, chosen.account_id, chosen.account_label)
         return Choice(lease, cooling_until)
