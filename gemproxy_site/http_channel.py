@@ -65,6 +65,11 @@ ABORT_SECONDS = 15  # after an idle connection is closed, how long it may take t
 
 # Bytes RFC 9110 section 5.5 forbids in a field value that llhttp lets through (daphne.utils).
 _INVALID_IN_VALUE = re.compile(rb"[\x0b\x0c\x1c-\x1e\x85]")
+# Bytes looked for by their value: ``b"\r" in value`` first tries the needle as an
+# integer and formats a TypeError it then drops (about 1,700 instructions each
+# time: four tests per header of an answer were 5% of a relayed call's), and a
+# regex searches a byte at a time where ``in`` with an integer runs memchr.
+_CR, _LF = ord("\r"), ord("\n")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _status_lines: dict[int, bytes] = {}
 
@@ -250,14 +255,14 @@ class Exchange:
         for name, value in headers:
             if type(name) is not bytes or type(value) is not bytes:
                 raise ValueError(f"Header {name!r}: {value!r} must be bytes")
-            if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value:
+            if _CR in name or _LF in name or _CR in value or _LF in value:
                 raise ValueError(f"Header {name!r} holds a line break")
             lower = name.lower()
             if lower == b"content-length":
                 has_length = True
             elif lower == b"server":
                 named = True
-            elif lower == b"connection" and b"close" in value.lower():
+            elif lower == b"connection" and value.lower().find(b"close") >= 0:
                 self.keep_alive = False
             lines += (name, b": ", value, b"\r\n")
         server_name = self.channel.server.server_name
@@ -449,7 +454,7 @@ class HttpChannel(Protocol, TimeoutMixin):
         if _INVALID_IN_VALUE.search(value):
             raise _Refused("Invalid header value.")
         name = name.lower()
-        if b"_" in name:
+        if name.find(b"_") >= 0:  # not ``b"_" in name``: see _CR
             return  # never passed on: with "-", they would read as the same header (CVE-2015-0219)
         if name == b"daphne-root-path":
             return  # Daphne would let a client choose the root path with it; a deployment says it with --root-path

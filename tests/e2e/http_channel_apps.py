@@ -90,9 +90,19 @@ async def half_answer(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"the first half", "more_body": True})
 
 
+# A header that would split the answer, by the query string that asks for it.
+BAD_HEADERS = {
+    b"": (b"x-injected", b"a\r\nSet-Cookie: forged=1"),
+    b"lf": (b"x-injected", b"a\nSet-Cookie: forged=1"),
+    b"cr": (b"x-injected", b"a\rSet-Cookie: forged=1"),
+    b"name": (b"x-injected\nSet-Cookie", b"forged=1"),
+    b"name-cr": (b"x-injected\rSet-Cookie", b"forged=1"),
+}
+
+
 async def bad_header(scope, receive, send) -> None:
     await read_body(receive)
-    headers = [(b"x-injected", b"a\r\nSet-Cookie: forged=1")]
+    headers = [(b"content-type", b"text/plain"), BAD_HEADERS[scope["query_string"]]]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"never"})
 

@@ -261,8 +261,9 @@ def test_an_application_is_told_once_when_its_client_leaves_and_never_after_its_
     assert "told: answered-first left" not in log, "a client leaving after its answer is no news"
 
 
-def test_an_application_header_with_a_line_break_never_reaches_the_client(server: Server) -> None:
-    answer = exchange(server.port, request("/bad-header"))
+@pytest.mark.parametrize("where", ["", "lf", "cr", "name", "name-cr"])
+def test_an_application_header_with_a_line_break_never_reaches_the_client(server: Server, where: str) -> None:
+    answer = exchange(server.port, request(f"/bad-header?{where}" if where else "/bad-header"))
 
     assert answer.status == 500
     assert "set-cookie" not in answer.headers
