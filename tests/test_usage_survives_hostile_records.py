@@ -65,6 +65,19 @@ def test_counts_beyond_their_columns_are_bounded_not_refused(writer, make_key):
     assert (row.status_code, row.attempts, row.latency_ms, row.prompt_tokens) == (32767, 32767, 0, 2147483647)
 
 
+def test_counts_and_texts_of_the_wrong_types_are_made_to_fit_not_refused(writer, make_key):
+    # What a journal line edited by hand, or a later version's record, may hold.
+    event = keyed_event(make_key, response_bytes=True, request_bytes=3.7, thoughts_tokens="12", attempts="many")
+    event.model, event.executor_account = 404, None  # type: ignore[assignment]
+    writer.put(event)
+
+    assert writer.flush() == 1
+
+    row = UsageRecord.objects.get()
+    assert (row.response_bytes, row.request_bytes, row.thoughts_tokens, row.attempts) == (1, 3, 12, 0)
+    assert (row.model, row.executor_account) == ("404", "")
+
+
 @pytest.fixture
 def refuses_poison(on_postgresql):
     """The database itself refuses one kind of row, as a constraint added by an operator would."""
