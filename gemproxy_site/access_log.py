@@ -56,6 +56,8 @@ def _escape(character: re.Match[str]) -> str:
 
 def escape(text: str) -> str:
     """Printable ASCII only, with quotes and backslashes escaped as Apache does in its access log."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text  # nearly every line: two C scans rather than a regex a character at a time
     return _UNPRINTABLE.sub(_escape, text)
 
 

@@ -66,6 +66,11 @@ def test_a_path_without_a_query_is_kept_as_sent() -> None:
         ('GET /a" 200 1 "x', "GET /a\\x22 200 1 \\x22x"),
         ("GET /\x1b[31mred", "GET /\\x1b[31mred"),
         ("GET /\u2028", "GET /\\u2028"),
+        ("GET /a\\b", "GET /a\\x5cb"),
+        ("GET /\x7f", "GET /\\x7f"),
+        ("GET /\tx", "GET /\\x09x"),
+        ("GET /caf\u00e9", "GET /caf\\xe9"),
+        ("GET /plain?alt=sse", "GET /plain?alt=sse"),
     ],
 )
 def test_control_characters_and_quotes_are_escaped(raw: str, logged: str) -> None:
