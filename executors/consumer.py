@@ -28,6 +28,7 @@ from executors import handoff, protocol
 from executors.liveness import get_liveness
 from executors.models import ExecutorAccount
 from executors.registry import ExecutorInfo, get_registry
+from gemproxy_site.asgi_extensions import RECEIVE_INTO
 from gemproxy_site.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -162,14 +163,20 @@ class ExecutorConsumer(AsyncWebsocketConsumer):
         receive, and the executor's frames through the socket's, each moved in
         by a feed of its own: one queue, so each is handled in the order it
         came, without the task and ``asyncio.wait`` Channels spends per message.
+        Under our server the socket's messages need no feed: it puts them into
+        the mailbox itself (``asgi_extensions.RECEIVE_INTO``).
         """
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
         mailbox = handoff.open_mailbox(self.channel_name)
-        from_layer = partial(self.channel_layer.receive, self.channel_name)
-        feeds = [handoff.Feed(receive, mailbox), handoff.Feed(from_layer, mailbox)]
+        feeds = [handoff.Feed(partial(self.channel_layer.receive, self.channel_name), mailbox)]
+        receive_into = scope.get("extensions", {}).get(RECEIVE_INTO)
+        if receive_into is not None:
+            receive_into(mailbox.put)  # our server hands the socket's messages over as they arrive
+        else:
+            feeds.append(handoff.Feed(receive, mailbox))
         try:
             while True:
                 await self.dispatch(await mailbox.get())

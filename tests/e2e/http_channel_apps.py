@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from gemproxy_site.asgi_extensions import RECEIVE_INTO
+
 
 async def read_body(receive) -> list[bytes]:
     pieces = []
@@ -126,6 +128,18 @@ async def websocket_echo(scope, receive, send) -> None:
     await send({"type": "websocket.close"})
 
 
+async def websocket_by_hand(scope, receive, send) -> None:
+    """Takes its messages as the server hands them over (gemproxy_site.asgi_extensions), never awaiting ``receive``."""
+    arrived: asyncio.Queue[dict] = asyncio.Queue()
+    scope["extensions"][RECEIVE_INTO](arrived.put_nowait)
+    assert (await arrived.get())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    for _ in range(2):
+        message = await arrived.get()
+        await send({"type": "websocket.send", "text": f"by hand: {message.get('text')}"})
+    await send({"type": "websocket.close"})
+
+
 ROUTES = {
     "/stream": stream,
     "/v1beta/slow-reader": slow_reader,  # under the API's body limit (20 MiB), not the site's
@@ -141,6 +155,6 @@ ROUTES = {
 
 async def application(scope, receive, send) -> None:
     if scope["type"] == "websocket":
-        await websocket_echo(scope, receive, send)
+        await (websocket_by_hand if scope["path"] == "/ws/by-hand" else websocket_echo)(scope, receive, send)
     elif scope["type"] == "http":
         await ROUTES.get(scope["path"], echo)(scope, receive, send)

@@ -328,6 +328,14 @@ def test_a_websocket_upgrade_is_handed_to_daphnes_websocket_protocol(server: Ser
         assert socket_.recv(timeout=10) == "echo: hello"
 
 
+def test_a_websocket_application_may_take_its_messages_by_hand_in_order(server: Server) -> None:
+    with websocket_connect(f"ws://127.0.0.1:{server.port}/ws/by-hand", open_timeout=10) as socket_:
+        socket_.send("one")
+        socket_.send("two")
+        assert socket_.recv(timeout=10) == "by hand: one"
+        assert socket_.recv(timeout=10) == "by hand: two"
+
+
 def test_every_answer_is_in_the_access_log_and_no_traceback_is_left_unexplained(server: Server) -> None:
     exchange(server.port, request("/echo/logged?key=secret-value", b"{}", "Connection: close"))
 
