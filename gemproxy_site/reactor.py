@@ -9,7 +9,8 @@ Twisted's bookkeeping around each, per write.
 
 Here a connection that asks to write is flushed by a callback at the end of
 the current turn instead, once for all it wrote in that turn (Daphne writes a
-response's head and body separately: they leave in one ``send``). The send is
+response's head and body separately: they leave in one ``send``), or earlier,
+before the loop reads what arrived on any connection in the meantime. The send is
 Twisted's own ``doWrite``, so what the transport does with a short write, a
 lost connection, a half-close or a producer is unchanged. Only what the socket
 did not take is left to the usual registration, which then waits for the
@@ -55,6 +56,14 @@ class SameTurnWriteReactor(AsyncioSelectorReactor):
         if not self._to_flush:
             self._asyncioEventloop.call_soon(self._flush)
         self._to_flush[writer] = None
+
+    def _readOrWrite(self, selectable, read) -> None:
+        # What the last turn's callbacks wrote leaves before what arrived meanwhile is read:
+        # the loop polls for input before it runs the callback that flushes, and a stream's
+        # first piece would otherwise wait while the executor's next frames are read.
+        if read and self._to_flush:
+            self._flush()
+        super()._readOrWrite(selectable, read)
 
     def _wait_until_writable(self, connection: tcp.Connection) -> None:
         fd = connection.fileno()

@@ -187,3 +187,28 @@ def test_a_protocol_that_raises_while_reading_loses_its_connection_and_the_react
     assert healthy.recv(10) == b"FINE"
     failing.close()
     healthy.close()
+
+
+def test_what_was_written_leaves_before_what_has_arrived_meanwhile_is_read(rig: Rig) -> None:
+    # A stream's first piece, written by the relay, must not wait while the executor's next frames are read.
+    sent_when_read: list[bytes] = []
+
+    class Reading(Server):
+        def dataReceived(self, data: bytes) -> None:
+            try:
+                sent_when_read.append(writer_client.recv(100))
+            except BlockingIOError:
+                sent_when_read.append(b"")
+
+    port = rig.listen(lambda server: None, kind=Reading)
+    writer_client, reader_client = connect(port), connect(port)
+    rig.run(0.05)
+    writer = rig.servers[0]
+    writer_client.setblocking(False)  # what has not arrived is not waited for
+    reader_client.sendall(b"the next frame")  # waiting in the socket when the loop turns next
+    rig.loop.call_soon(writer.transport.write, b"the first piece")
+    rig.run(0.05)
+
+    assert sent_when_read == [b"the first piece"]
+    writer_client.close()
+    reader_client.close()
