@@ -11,7 +11,10 @@ gateway's instructions over ``--calls`` generateContent calls at one client
 (``--clients N``: N at once, which shows the work a call costs only when it is
 alone, such as the event loop's turns and timers).
 The counts include every thread of the gateway (its usage writer too), not the
-kernel's work.
+kernel's work. Callgrind's dumps are kept, and their paths printed:
+``callgrind_annotate --tree=caller DUMP`` shows the C functions behind the
+count, which Python's profilers do not see (a TypeError formatted and dropped
+by every ``bytes in bytes`` test, a regex scanning a character at a time).
 
 ``--floor`` measures each TREE's server (``gemproxy_site.serve``: Daphne with
 the tree's HTTP channel, reactor and event loop) answering every request with a
@@ -68,6 +71,7 @@ async def counted(pid: int, out: Path, base: str, headers: dict, calls: int, cli
     await load(base, headers, unary_call, calls, clients, {})
     await asyncio.to_thread(control, pid, "-i", "off")
     await asyncio.to_thread(control, pid, "-d")
+    print(f"  callgrind's dumps: {out}* (callgrind_annotate --tree=caller shows where C spent them)", file=sys.stderr)
     return await asyncio.to_thread(instructions, out) / calls
 
 
