@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from django.conf import settings
@@ -238,6 +238,7 @@ class Exchange:
                 await self._read_to_end()
                 await self._cool_down(lease, head)
             if head.status not in RETRYABLE_STATUSES or attempt == settings.GEMPROXY_MAX_ATTEMPTS - 1:
+                self._forget_the_request()
                 return head
             await self._read_to_end()
             fallback = _Refusal(head, list(self._pieces), lease.account_label, lease.account_id)
@@ -245,8 +246,18 @@ class Exchange:
         if fallback is not None:
             self._pieces, self.finished, self.account_label = fallback.pieces, True, fallback.account_label
             self.account_id = fallback.account_id
+            self._forget_the_request()
             return fallback.head
         raise failure or _unavailable("No executor is available to serve this request. Try again later.")
+
+    def _forget_the_request(self) -> None:
+        """An answer is chosen and no attempt follows: the body sent (and what binding parsed of it) can go.
+
+        Kept, they would stay in memory as long as the answer streams: for a long
+        prompt, more than everything else an open stream holds.
+        """
+        self._body = b""
+        self.task = replace(self.task, body=b"", binder=None)
 
     async def _bind(self, lease: Lease, exclude: frozenset[str], wait: float) -> Choice:
         """Fit the body to the lease's account, then take a slot there again.
