@@ -32,7 +32,8 @@ async def download(request: HttpRequest) -> HttpResponse:
 
 
 async def stream(request: HttpRequest) -> HttpResponse:
-    """Two pieces, the second once the test sets ``go_on``."""
+    """Two pieces, the second once the test sets ``go_on``; the body it was sent is read first, as the relay does."""
+    seen["request"], seen["body_read"] = request, request.body
 
     async def pieces():
         yield b"data: 1\r\n\r\n"

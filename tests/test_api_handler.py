@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.signals import request_finished
+from django.http.request import RawPostDataException
 
 from gemproxy_site import handlers
 from gemproxy_site.asgi_extensions import ON_DISCONNECT
@@ -71,8 +72,9 @@ def app():
 def test_views(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(handlers.ApiHandler, "urlconf", "tests.lean_api_urls")
     lean_api_urls.seen.clear()
-    lean_api_urls.started.clear()
-    lean_api_urls.go_on.clear()
+    # New events for each test: an event is bound to the loop that first waits on it.
+    monkeypatch.setattr(lean_api_urls, "started", asyncio.Event())
+    monkeypatch.setattr(lean_api_urls, "go_on", asyncio.Event())
     return lean_api_urls.seen
 
 
@@ -185,6 +187,26 @@ async def test_a_stream_lets_go_of_its_head_once_sent_and_relays_every_piece(app
     await asyncio.wait_for(serving, 5)
     assert client.body == b"data: 1\r\n\r\ndata: 2\r\n\r\n"
     assert client.sent[-1] == {"type": "http.response.body"}
+
+
+async def test_a_stream_does_not_keep_its_request_body_while_it_streams(app, test_views) -> None:
+    """A long prompt's bytes were held by Django's request, its file and the handler's for the stream's whole life."""
+    prompt = b'{"contents": "' + b"x" * 100_000 + b'"}'
+    client = Client(prompt)
+    serving = asyncio.create_task(app(scope("/v1beta/stream"), client.receive, client.send))
+    await asyncio.wait_for(client.outgoing.get(), 5)  # the head
+    await asyncio.wait_for(client.outgoing.get(), 5)  # the first piece: the stream is open
+    request = test_views["request"]
+
+    assert test_views.pop("body_read") == prompt  # the view had it whole
+    assert "_body" not in request.__dict__
+    assert request._stream.closed
+    with pytest.raises(RawPostDataException):
+        request.body  # noqa: B018  (reading it again is refused, not answered with nothing)
+
+    lean_api_urls.go_on.set()
+    await asyncio.wait_for(serving, 5)
+    assert client.body == b"data: 1\r\n\r\ndata: 2\r\n\r\n"
 
 
 @pytest.fixture
