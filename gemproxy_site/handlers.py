@@ -73,6 +73,8 @@ class ApiHandler(SiteHandler):
     - a body that comes in one piece (most calls) is read into memory, not
       into a SpooledTemporaryFile made for every request;
     - a path's resolution is remembered (``resolve_path``);
+    - a stream keeps neither its head once sent nor its request body once the
+      view returned it (``send_response``, ``_let_go_of_the_body``);
     - the client's disconnect cancels the request's own task, rather than two
       new tasks and an ``asyncio.wait`` a call: told by our server
       (``asgi_extensions.ON_DISCONNECT``), or under another server by one task
@@ -231,8 +233,9 @@ def _let_go_of_the_body(request: HttpRequest, body_file) -> None:
     """A stream's request body, read and sent on by the view, is not kept for as long as the answer streams.
 
     Django keeps the body it read (``_body``) and a file over it (``_stream``),
-    and the handler the file it came in; measured with 500 streams open, a 20 KB
-    prompt made each hold 45 KiB instead of 25. Reading the body again after
+    and the handler the file it came in. Measured with 500 streams open, each
+    sent a 20 KB prompt (the dispatcher letting go of its copy too): 42.8 KiB of
+    Python objects per stream before, 23.2 after. Reading the body again after
     this raises Django's RawPostDataException, as reading it after its stream would.
     """
     body_file.close()
