@@ -323,10 +323,10 @@ def _row_maker(columns: list[str], adapt_datetime):
     when, record = columns.index("created_at"), columns.index("record_id")
 
     def row(event: UsageEvent) -> tuple:
-        row = list(values(event))
-        row[when] = adapt_datetime(row[when])
-        row[record] = row[record] or None  # unique: the rows without one are NULL, not ""
-        return tuple(row)
+        cells = list(values(event))
+        cells[when] = adapt_datetime(cells[when])
+        cells[record] = cells[record] or None  # unique: the rows without one are NULL, not ""
+        return tuple(cells)
 
     return row
 
