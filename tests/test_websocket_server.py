@@ -1,4 +1,5 @@
-"""Daphne's WebSocket messages handed to an application that asks for them (asgi_extensions.RECEIVE_INTO)."""
+"""Daphne's WebSocket messages handed to an application that asks for them (asgi_extensions.RECEIVE_INTO), and
+frames sent as autobahn would send them, without its detour (websocket_server.frame_now)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import asyncio
 import json
 
 import pytest
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
 from channels.db import database_sync_to_async
+from twisted.internet.testing import StringTransport
 
 from executors.consumer import ExecutorConsumer
 from gemproxy_site.asgi_extensions import RECEIVE_INTO
-from gemproxy_site.websocket_server import Delivery
+from gemproxy_site.websocket_server import Delivery, Server, frame_now
 from tests.executor_sockets import hello, new_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,3 +89,96 @@ async def test_the_executor_consumer_takes_its_sockets_frames_by_hand_and_never_
         if takers:
             takers[0]({"type": "websocket.disconnect", "code": 1000})
         await asyncio.wait_for(consumer, 5)
+
+
+def open_socket(**options) -> tuple[WebSocketServerProtocol, StringTransport]:
+    """An autobahn server protocol past its handshake, writing into a string, with ``options`` set on it."""
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketServerProtocol
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.state = WebSocketProtocol.STATE_OPEN
+    protocol.websocket_version = 13
+    for name, value in options.items():
+        setattr(protocol, name, value)
+    return protocol, transport
+
+
+def autobahns_bytes(payload: bytes, binary: bool) -> bytes:
+    protocol, transport = open_socket()
+    protocol.sendMessage(payload, isBinary=binary)
+    return transport.value()
+
+
+# Each length encoding of RFC 6455, 5.2, at its edges.
+LENGTHS = [1, 125, 126, 65535, 65536, 300_000]
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_a_binary_message_is_the_frame_autobahn_would_have_sent(length: int) -> None:
+    payload = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    protocol, _ = open_socket()
+
+    assert frame_now(protocol, {"type": "websocket.send", "bytes": payload}) == autobahns_bytes(payload, True)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_a_text_message_is_the_frame_autobahn_would_have_sent_in_utf8(length: int) -> None:
+    text = ("é" * length)[:length]
+    protocol, _ = open_socket()
+
+    frame = frame_now(protocol, {"type": "websocket.send", "text": text})
+
+    assert frame == autobahns_bytes(text.encode("utf8"), False)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, {"type": "websocket.close"}),
+        ({}, {"type": "websocket.accept"}),
+        ({}, {"type": "websocket.send", "bytes": b"x", "text": "x"}),  # Daphne refuses it
+        ({}, {"type": "websocket.send", "bytes": b""}),  # Daphne sends nothing
+        ({}, {"type": "websocket.send", "text": ""}),
+        ({}, {"type": "websocket.send", "bytes": bytearray(b"x")}),
+        ({"state": WebSocketProtocol.STATE_CONNECTING}, {"type": "websocket.send", "bytes": b"x"}),  # accepts first
+        ({"state": WebSocketProtocol.STATE_CLOSING}, {"type": "websocket.send", "bytes": b"x"}),
+        ({"_perMessageCompress": object()}, {"type": "websocket.send", "bytes": b"x"}),
+        ({"autoFragmentSize": 4}, {"type": "websocket.send", "bytes": b"12345"}),
+        ({"maskServerFrames": True}, {"type": "websocket.send", "bytes": b"x"}),
+        ({"maxMessagePayloadSize": 4}, {"type": "websocket.send", "bytes": b"12345"}),  # autobahn raises
+    ],
+)
+def test_anything_autobahn_would_not_send_as_one_plain_frame_at_once_takes_daphnes_path(options, message) -> None:
+    protocol, _ = open_socket(**options)
+
+    assert frame_now(protocol, message) is None
+
+
+def test_a_frame_waits_behind_what_autobahn_has_queued_to_send() -> None:
+    protocol, _ = open_socket()
+    protocol.send_queue.append((b"queued", False))
+
+    assert frame_now(protocol, {"type": "websocket.send", "bytes": b"x"}) is None
+
+
+def test_within_the_limits_a_frame_goes_out_even_when_fragmenting_or_limiting_is_set() -> None:
+    protocol, _ = open_socket(autoFragmentSize=5, maxMessagePayloadSize=5)
+
+    assert frame_now(protocol, {"type": "websocket.send", "bytes": b"12345"}) == b"\x82\x0512345"
+
+
+async def test_the_server_writes_the_frame_to_an_open_connection_and_nothing_to_one_that_is_gone() -> None:
+    protocol, transport = open_socket()
+    server = Server.__new__(Server)  # only its connections are needed
+    server.connections = {protocol: {}}
+
+    await server.handle_reply(protocol, {"type": "websocket.send", "bytes": b"hi"})
+    assert transport.value() == b"\x82\x02hi"
+
+    server.connections[protocol]["disconnected"] = 1.0
+    await server.handle_reply(protocol, {"type": "websocket.send", "bytes": b"again"})
+    del server.connections[protocol]
+    await server.handle_reply(protocol, {"type": "websocket.send", "bytes": b"and again"})
+    assert transport.value() == b"\x82\x02hi"
