@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from daphne.server import Server as DaphneServer
@@ -98,13 +99,14 @@ def frame_now(protocol, message: dict) -> bytes | None:
     else:
         return None  # both, neither or the wrong type: Daphne's own answer to it
     length = len(payload)
+    options: Any = protocol  # set at run time by the factory (setProtocolOptions): unknown to its type
     if (
         protocol.state != WebSocketProtocol.STATE_OPEN
         or protocol._perMessageCompress is not None
-        or 0 < protocol.autoFragmentSize < length
-        or protocol.maskServerFrames
+        or 0 < options.autoFragmentSize < length
+        or options.maskServerFrames
         or protocol.send_queue
-        or 0 < protocol.maxMessagePayloadSize < length
+        or 0 < options.maxMessagePayloadSize < length
     ):
         return None
     if length < 126:
