@@ -19,6 +19,11 @@ gateway's time between a client's request and the executor's frame leaving.
 would have sent exactly those bytes at once: an open connection, no compression,
 no fragmentation or masking asked for, nothing queued before it, within the
 message size limit. Every other message takes Daphne's path as before.
+
+Receiving, autobahn computes the same kind of debug line's arguments for every
+read, and ends every message by firing a "message" event for observers (a
+Deferred made and called back) that nothing in Daphne or gemproxy registers.
+``LeanWebSocketProtocol`` skips both while nothing listens.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autobahn.websocket.protocol import WebSocketProtocol
+from daphne import ws_protocol
 from daphne.server import Server as DaphneServer
 
 from gemproxy_site.asgi_extensions import RECEIVE_INTO
@@ -58,7 +64,34 @@ class Delivery:
         self._deliver = deliver
 
 
+class LeanWebSocketProtocol(ws_protocol.WebSocketProtocol):
+    """Daphne's WebSocket protocol, less autobahn's per-read debug arguments and unobserved per-message event."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self._dataReceived(data)  # autobahn's, less the debug line
+
+    def onMessageEnd(self) -> None:
+        listeners = self._listeners
+        if self.failedByMe or self.trackedTimings or self._parent is not None or (listeners and "message" in listeners):
+            super().onMessageEnd()
+            return
+        # Autobahn's, less firing the "message" event that nothing observes.
+        state: Any = self  # autobahn's message state is set at run time: unknown to its type
+        self._onMessage(b"".join(state.message_data), state.message_is_binary)
+        state.message_data = None
+
+
 class Server(DaphneServer):
+    @property
+    def ws_factory(self) -> ws_protocol.WebSocketFactory:
+        return self._ws_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory: ws_protocol.WebSocketFactory) -> None:
+        # Daphne makes its factory as it starts to run: from then on it builds our protocol.
+        factory.protocol = LeanWebSocketProtocol
+        self._ws_factory = factory
+
     def create_application(self, protocol, scope):
         if scope.get("type") != "websocket":
             return super().create_application(protocol, scope)

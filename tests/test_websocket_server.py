@@ -10,11 +10,12 @@ import pytest
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from channels.db import database_sync_to_async
+from daphne import ws_protocol
 from twisted.internet.testing import StringTransport
 
 from executors.consumer import ExecutorConsumer
 from gemproxy_site.asgi_extensions import RECEIVE_INTO
-from gemproxy_site.websocket_server import Delivery, Server, frame_now
+from gemproxy_site.websocket_server import Delivery, LeanWebSocketProtocol, Server, frame_now
 from tests.executor_sockets import hello, new_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -182,3 +183,55 @@ async def test_the_server_writes_the_frame_to_an_open_connection_and_nothing_to_
     del server.connections[protocol]
     await server.handle_reply(protocol, {"type": "websocket.send", "bytes": b"and again"})
     assert transport.value() == b"\x82\x02hi"
+
+
+def masked_frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """A client's final frame (RFC 6455, 5.3: masked), payload under 126 bytes."""
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + masked
+
+
+def lean_socket() -> tuple[LeanWebSocketProtocol, list]:
+    """Our protocol past its handshake, its messages collected instead of queued for an application."""
+    factory = ws_protocol.WebSocketFactory(None)
+    factory.protocol = LeanWebSocketProtocol
+    protocol = factory.buildProtocol(None)
+    protocol.makeConnection(StringTransport())
+    # What autobahn's succeedHandshake sets.
+    protocol.state = WebSocketProtocol.STATE_OPEN
+    protocol.websocket_version = 13
+    protocol.inside_message, protocol.current_frame = False, None
+    received: list = []
+    protocol.onMessage = lambda payload, binary: received.append((payload, binary))  # type: ignore[method-assign]
+    return protocol, received
+
+
+def test_our_protocol_hands_each_message_over_whole_in_order_however_its_bytes_arrive() -> None:
+    protocol, received = lean_socket()
+    wire = masked_frame(b"first") + masked_frame("second é".encode(), opcode=0x1) + masked_frame(b"third")
+
+    for start in range(0, len(wire), 3):
+        protocol.dataReceived(wire[start : start + 3])
+
+    assert received == [(b"first", True), ("second é".encode(), False), (b"third", True)]
+    assert protocol.message_data is None
+
+
+def test_a_registered_observer_of_messages_is_still_told_of_each() -> None:
+    protocol, received = lean_socket()
+    observed: list = []
+    protocol.on("message", lambda payload, is_binary: observed.append(payload))
+
+    protocol.dataReceived(masked_frame(b"watched"))
+
+    assert received == [(b"watched", True)]
+    assert observed == [b"watched"]
+
+
+def test_the_server_builds_our_protocol_for_every_websocket() -> None:
+    server = Server.__new__(Server)
+
+    server.ws_factory = ws_protocol.WebSocketFactory(server)
+
+    assert isinstance(server.ws_factory.buildProtocol(None), LeanWebSocketProtocol)
