@@ -45,6 +45,20 @@ def test_unknown_fields_are_left_out_and_header_names_lower_cased() -> None:
     assert parse(frame) == {**START, "headers": {"content-type": "text/plain"}}
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-tab": "a\tb", "x-plain": "1"},  # a tab is allowed, though not printable
+        {"x-accented": "café", "x-plain": "1"},  # non-ASCII text is allowed
+        {"x-long": "v" * 8192, "X-Upper": "1", "x-" + "n" * 254: "2"},  # at the length limits
+        {},
+    ],
+    ids=["a tab", "non-ASCII", "at the limits", "none"],
+)
+def test_headers_any_client_would_accept_pass_through_lower_cased(headers: dict) -> None:
+    assert parse({**START, "headers": headers})["headers"] == {name.lower(): value for name, value in headers.items()}
+
+
 def test_a_well_formed_frame_of_an_unknown_type_is_ignored() -> None:
     assert parse({"type": "progress", "id": "a1", "percent": 50}) is None
     assert parse({"type": "future.thing"}) is None
@@ -82,6 +96,13 @@ HOSTILE = {
     "a huge header value": json.dumps({**START, "headers": {"x-a": "v" * 10_000}}),
     "too many headers": json.dumps({**START, "headers": {f"x-{n}": "v" for n in range(101)}}),
     "a lone surrogate in a header": '{"type":"response_start","id":"a1","status":200,"headers":{"x":"\\ud800"}}',
+    # Each beside plain headers, which are checked all at once: the odd one must still be found.
+    "an empty header name": json.dumps({**START, "headers": {"x-a": "1", "": "2"}}),
+    "a DEL in a header value": json.dumps({**START, "headers": {"x-a": "1", "x-b": "2\x7f"}}),
+    "a lone LF in a header value": json.dumps({**START, "headers": {"x-a": "1", "x-b": "2\n3"}}),
+    "a header name too long": json.dumps({**START, "headers": {"x-a": "1", "x" * 257: "2"}}),
+    "a header value too long": json.dumps({**START, "headers": {"x-a": "1", "x-b": "v" * 8193}}),
+    "a null header value": json.dumps({**START, "headers": {"x-a": "1", "x-b": None}}),
     "end as a string": json.dumps({**START, "end": "yes"}),
     "bad base64 in data": json.dumps({**BODY, "data": "not base64!"}),
     "unpadded base64": json.dumps({**BODY, "data": "e30"}),
