@@ -182,28 +182,56 @@ class Connection:
         # One sender at a time: concurrent senders would share (and could cancel) one drain waiter.
         self._send_lock = asyncio.Lock()
         self._silence_limit = DEFAULT_HEARTBEAT_INTERVAL + DEFAULT_HEARTBEAT_TIMEOUT
+        # When a frame last came (the loop's clock), the timeout that ends a silent connection, and its watchdog.
+        self._heard = asyncio.get_running_loop().time()
+        self._silence: asyncio.Timeout | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         # Whether the welcome took up binary_frames: body pieces then travel raw, not as base64.
         self.binary_frames = False
 
     async def serve(self) -> None:
         """Runs until the socket closes or falls silent; the tasks of this connection die with it."""
+        loop = asyncio.get_running_loop()
         try:
             await self.send(self.agent.hello())
-            while True:
-                try:
-                    message = await self.ws.receive(timeout=self._silence_limit)
-                except TimeoutError:
-                    log.warning("nothing from the gateway for %.0fs; reconnecting", self._silence_limit)
-                    return
-                if message.type is aiohttp.WSMsgType.TEXT or message.type is aiohttp.WSMsgType.BINARY:
-                    await self._dispatch(message.data)
-                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                    self._log_close(message)
-                    return
+            async with asyncio.timeout(None) as self._silence:
+                self._watch_for_silence()
+                while True:
+                    message = await self.ws.receive()
+                    self._heard = loop.time()
+                    if message.type is aiohttp.WSMsgType.TEXT or message.type is aiohttp.WSMsgType.BINARY:
+                        await self._dispatch(message.data)
+                    elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        self._log_close(message)
+                        return
+        except TimeoutError:
+            if self._silence is None or not self._silence.expired():
+                raise
+            log.warning("nothing from the gateway for %.0fs; reconnecting", self._silence_limit)
         except GatewayGone:
             log.warning("the gateway connection broke")
         finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
             await self._abandon_tasks()
+
+    def _watch_for_silence(self) -> None:
+        """Ends ``serve`` once nothing came from the gateway for the silence limit.
+
+        One timer for the connection, looking at when a frame last came, rather
+        than a timeout around every ``receive``: making and entering that context
+        is, in aiohttp's own words, almost half of its receive loop's time.
+        """
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self._silence is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._heard + self._silence_limit
+        if due <= loop.time():
+            self._silence.reschedule(loop.time())  # expires now: serve sees TimeoutError
+        else:
+            self._watchdog = loop.call_at(due, self._watch_for_silence)
 
     async def send(self, frame: Mapping[str, Any], *, unless_answered: Task | None = None) -> None:
         async with self._send_lock:
@@ -257,6 +285,7 @@ class Connection:
         interval = heartbeat_seconds(frame.get("heartbeat_interval"), DEFAULT_HEARTBEAT_INTERVAL)
         timeout = heartbeat_seconds(frame.get("heartbeat_timeout"), DEFAULT_HEARTBEAT_TIMEOUT)
         self._silence_limit = interval + timeout
+        self._watch_for_silence()  # by the new limit
         features = frame.get("features")
         self.binary_frames = isinstance(features, list) and protocol.FEATURE_BINARY_FRAMES in features
         self.agent.welcomed()

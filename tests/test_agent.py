@@ -238,6 +238,20 @@ async def test_silent_gateway_connection_is_treated_as_dead_and_replaced(start_a
     assert second.hello["executor_id"] == first.hello["executor_id"]
 
 
+async def test_a_gateway_that_keeps_talking_keeps_its_connection_past_the_silence_limit(start_agent, gateway):
+    gateway.heartbeat_interval, gateway.heartbeat_timeout = 0.2, 0.2  # silent for 0.4 s: dead
+    await start_agent()
+    link = await gateway.next_link()
+
+    for beat in range(15):  # 1.5 s, a frame every 0.1 s
+        await link.send({"type": "ping", "nonce": str(beat)})
+        assert (await link.next_control())["nonce"] == str(beat)
+        await asyncio.sleep(0.1)
+
+    assert not link.closed.is_set()
+    assert gateway.links.empty(), "the agent reconnected"
+
+
 async def test_refused_token_is_retried_with_backoff(start_agent, gateway):
     await start_agent(token="gpe_wrong")
 
