@@ -6,8 +6,9 @@ The same as ``daphne gemproxy_site.asgi:application`` except that:
   the application sees anything (``gemproxy_site.http_channel``): a body limit
   per route (``gemproxy_site.body_limits``), absolute-form request URIs served
   as their path, targets no URI could hold refused; a WebSocket upgrade is
-  handed to Daphne's own protocol, whose applications may take each message
-  as it arrives rather than await ``receive`` for it (``gemproxy_site.websocket_server``);
+  handed to Daphne's protocol, whose applications may take each message as it
+  arrives rather than await ``receive`` for it, and whose frames are read and
+  sent without autobahn's per-frame detours (``gemproxy_site.websocket_server``);
 - the access log never shows a secret, whatever its spelling, nor a forged
   line (``gemproxy_site.access_log``);
 - a streamed answer waits for the client to take it (back-pressure), instead of
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None, application: str = "gemproxy_site.asgi:a
     cli.AccessLogGenerator = RedactingAccessLog
     # Daphne's server builds its HTTP factory from this name: requests are parsed and checked by ours.
     daphne_server.HTTPFactory = HttpFactory
-    # WebSocket applications may take their messages as they arrive (asgi_extensions.RECEIVE_INTO).
+    # WebSocket applications may take their messages as they arrive (asgi_extensions.RECEIVE_INTO), and their
+    # frames leave without autobahn's detour (websocket_server: frame_now, LeanWebSocketProtocol).
     cli.CommandLineInterface.server_class = websocket_server.Server
     # Here, not in asgi.py: Django's test client relies on the usual receivers.
     from gemproxy_site.handlers import skip_start_of_request_clean_up_for_the_api
