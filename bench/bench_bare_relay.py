@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_relay import KEY_LIMITS, _listening, load, machine, report, unary_call  # noqa: E402
+from bench.bench_relay import _listening, bench_credentials, load, machine, report, unary_call  # noqa: E402
 from tests.e2e.harness import PYTHON, Deployment, Process, free_port, wait_until  # noqa: E402
 
 CONCURRENCIES = (1, 50)
@@ -46,9 +46,7 @@ async def measure(requests: int, rounds: int) -> dict[str, dict[str, list[float]
         bare = Process("bare-relay", [PYTHON, str(ROOT / "bench" / "bare_relay.py"), "--port", str(bare_port)],
                         deployment.env, tmp)  # fmt: skip
         deployment.processes += [standin, bare]
-        limits = [f"--{name}={value}" for name, value in KEY_LIMITS.items()]
-        key = deployment.manage("create_proxy_key", "--user", "bench", "--name", "bench", *limits)
-        token = deployment.executor_token("bench@example.com")
+        key, token = bench_credentials(deployment)
         gateway = deployment.start_gateway()
         upstream = f"http://127.0.0.1:{upstream_port}"
         wait_until(lambda: _listening(upstream_port) and _listening(bare_port), what="the stand-in and the bare relay")

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_relay import KEY_LIMITS, _listening, load, unary_call  # noqa: E402
+from bench.bench_relay import _listening, bench_credentials, load, unary_call  # noqa: E402
 from tests.e2e import harness  # noqa: E402
 from tests.e2e.harness import PYTHON, Deployment, Gateway, Process, free_port, wait_until  # noqa: E402
 
@@ -83,9 +83,7 @@ async def relay(tree: Path, calls: int, clients: int = 1) -> float:
         upstream_port, port = free_port(), free_port()
         standin = [PYTHON, "-m", "executors.standin", "--port", str(upstream_port)]
         deployment.processes.append(Process("standin", standin, deployment.env, tmp))
-        limits = [f"--{name}={value}" for name, value in KEY_LIMITS.items()]
-        key = deployment.manage("create_proxy_key", "--user", "bench", "--name", "bench", *limits)
-        token = deployment.executor_token("bench@example.com")
+        key, token = bench_credentials(deployment)
         serve = [PYTHON, "-m", "gemproxy_site.serve", "-b", "127.0.0.1", "-p", str(port), "--access-log", "-"]
         process = Process("gateway", under_callgrind(tmp / "callgrind.out", serve), deployment.env, tmp)
         deployment.processes.append(process)

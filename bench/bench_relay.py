@@ -85,6 +85,13 @@ FULL = {"requests": 2000, "six_chunk_streams": 500, "chunk_streams": 30, "stream
 QUICK = {"requests": 300, "six_chunk_streams": 100, "chunk_streams": 10, "streams": 50}
 
 
+def bench_credentials(deployment: Deployment) -> tuple[str, str]:
+    """A proxy key carrying every limit (``KEY_LIMITS``) and an executor token, made in ``deployment``."""
+    limits = [f"--{name}={value}" for name, value in KEY_LIMITS.items()]
+    key = deployment.manage("create_proxy_key", "--user", "bench", "--name", "bench", *limits)
+    return key, deployment.executor_token("bench@example.com")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -283,9 +290,7 @@ async def measure(args: argparse.Namespace, tree: Path = ROOT) -> dict:
         )
         ticks = Process("ticks", [PYTHON, __file__, "--serve-ticks", str(ticks_port)], deployment.env, tmp)
         deployment.processes += [fake, ticks]
-        limits = [f"--{name}={value}" for name, value in KEY_LIMITS.items()]
-        key = deployment.manage("create_proxy_key", "--user", "bench", "--name", "bench", *limits)
-        token = deployment.executor_token("bench@example.com")
+        key, token = bench_credentials(deployment)
         gateway = deployment.start_gateway()
         upstream = f"http://127.0.0.1:{upstream_port}"
         wait_until(lambda: _listening(upstream_port) and _listening(ticks_port), what="upstreams")
